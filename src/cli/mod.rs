@@ -1,0 +1,73 @@
+//! Command line: arguments → validated settings → library calls → printed results.
+//!
+//! The only layer that prints, uses `anyhow` or picks exit codes: 0 success, 1 failure,
+//! 2 bad usage (clap's own code). A closed stdout (`| head`) counts as success.
+
+mod args;
+mod generate;
+mod info;
+mod load;
+mod printer;
+mod tokenize;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use args::ModelArgs;
+
+/// Offline plan-and-execute agents on quantized GGUF models, in-process.
+#[derive(Debug, Parser)]
+#[command(name = "pae-local", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate text from a prompt (through the model's chat template unless --raw).
+    Generate(generate::GenerateArgs),
+    /// Print the token ids of a text, like llama.cpp's llama-tokenize.
+    Tokenize(tokenize::TokenizeArgs),
+    /// Describe a model file: architecture, sizes, quantization, tokenizer, template.
+    Info(info::InfoArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    if let Some(n) = cli.model.threads {
+        args::set_threads(n);
+    }
+    let result = match cli.command {
+        Some(Command::Generate(a)) => generate::run(&cli.model, a),
+        Some(Command::Tokenize(a)) => tokenize::run(&cli.model, a),
+        Some(Command::Info(a)) => info::run(&cli.model, a),
+        None => {
+            use clap::CommandFactory;
+            let _ = Cli::command().print_help();
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if printer::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            printer::error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    // `RUST_LOG=pae_local=debug` shows timings and decisions; quiet by default.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,3 @@
+//! pae-local: an offline plan-and-execute agent runtime.
+pub mod decode;
+pub mod model;

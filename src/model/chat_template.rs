@@ -1,0 +1,348 @@
+//! Chat templates: the model's own Jinja template rendered as Hugging Face transformers does.
+//!
+//! transformers renders with `trim_blocks` and `lstrip_blocks`, exposes `raise_exception` and
+//! `strftime_now`, lets templates call Python string methods (`.strip()`, `.startswith()` …),
+//! and overrides `tojson` with `json.dumps` (`", "`/`": "` separators, insertion order, no
+//! ASCII escaping). Templates written for it render the same here.
+
+use minijinja::value::{Kwargs, Value};
+use minijinja::{Environment, ErrorKind};
+use serde::{Deserialize, Serialize};
+
+use super::Error;
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+impl Message {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::new("system", content)
+    }
+
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::new("user", content)
+    }
+
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::new("assistant", content)
+    }
+}
+
+/// Where a template came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateSource {
+    /// `tokenizer.chat_template` in the GGUF.
+    Gguf,
+    /// The plain built-in template, for models without one (base models).
+    BuiltinPlain,
+}
+
+/// A plain "User:/Assistant:" layout for base models, which have no turn markers.
+const PLAIN_TEMPLATE: &str = "{% for message in messages %}\
+{% if message.role == 'system' %}{{ message.content }}\n\n\
+{% elif message.role == 'user' %}User: {{ message.content }}\n\
+{% else %}Assistant: {{ message.content }}\n{% endif %}\
+{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}";
+
+/// A compiled chat template.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    source_text: String,
+    source: TemplateSource,
+    bos_token: String,
+    eos_token: String,
+}
+
+impl std::fmt::Debug for ChatTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatTemplate").field("source", &self.source).finish()
+    }
+}
+
+impl ChatTemplate {
+    /// Compiles `source`; a syntax error names its line.
+    pub fn new(source: &str, origin: TemplateSource, bos_token: &str, eos_token: &str) -> Result<Self, Error> {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", raise_exception);
+        env.add_function("strftime_now", strftime_now);
+        env.add_filter("tojson", tojson);
+        env.add_template_owned("chat", source.to_string())
+            .map_err(template_error)?;
+        Ok(Self {
+            env,
+            source_text: source.to_string(),
+            source: origin,
+            bos_token: bos_token.to_string(),
+            eos_token: eos_token.to_string(),
+        })
+    }
+
+    /// The built-in plain template.
+    pub fn plain(bos_token: &str, eos_token: &str) -> Self {
+        Self::new(PLAIN_TEMPLATE, TemplateSource::BuiltinPlain, bos_token, eos_token)
+            .expect("the built-in template compiles")
+    }
+
+    pub fn source(&self) -> TemplateSource {
+        self.source
+    }
+
+    /// The template text.
+    pub fn text(&self) -> &str {
+        &self.source_text
+    }
+
+    /// Renders `messages`; with `add_generation_prompt` the text ends where the assistant's
+    /// reply begins.
+    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, Error> {
+        let tmpl = self.env.get_template("chat").map_err(template_error)?;
+        tmpl.render(minijinja::context! {
+            messages => messages,
+            add_generation_prompt => add_generation_prompt,
+            bos_token => &self.bos_token,
+            eos_token => &self.eos_token,
+            tools => Value::from(()),
+        })
+        .map_err(template_error)
+    }
+
+    /// Strings that end an assistant turn in text (the plain template has no end token).
+    pub fn stop_strings(&self) -> Vec<String> {
+        match self.source {
+            TemplateSource::BuiltinPlain => vec!["\nUser:".to_string()],
+            TemplateSource::Gguf => Vec::new(),
+        }
+    }
+}
+
+fn template_error(e: minijinja::Error) -> Error {
+    let mut msg = match e.detail() {
+        Some(d) => format!("{}: {d}", e.kind()),
+        None => e.kind().to_string(),
+    };
+    if let Some(line) = e.line() {
+        msg = format!("line {line}: {msg}");
+    }
+    Error::Template(msg)
+}
+
+fn raise_exception(msg: String) -> Result<Value, minijinja::Error> {
+    Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+}
+
+fn strftime_now(format: String) -> String {
+    chrono::Local::now().format(&format).to_string()
+}
+
+/// `tojson` as transformers defines it: `json.dumps(x, ensure_ascii=False, indent=indent,
+/// separators=separators, sort_keys=sort_keys)`.
+fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, minijinja::Error> {
+    let indent: Option<usize> = kwargs.get("indent")?;
+    let ensure_ascii: Option<bool> = kwargs.get("ensure_ascii")?;
+    let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
+    let separators: Option<Vec<String>> = kwargs.get("separators")?;
+    kwargs.assert_all_used()?;
+    let json = serde_json::to_value(&value)
+        .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, format!("tojson: {e}")))?;
+    let (item_sep, key_sep) = match separators.as_deref() {
+        Some([a, b]) => (a.clone(), b.clone()),
+        Some(_) => {
+            return Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                "tojson: separators must be a pair",
+            ))
+        }
+        // Python drops the space after commas when indenting.
+        None if indent.is_some() => (",".to_string(), ": ".to_string()),
+        None => (", ".to_string(), ": ".to_string()),
+    };
+    let style = PyJson {
+        indent,
+        ensure_ascii: ensure_ascii.unwrap_or(false),
+        sort_keys: sort_keys.unwrap_or(false),
+        item_sep,
+        key_sep,
+    };
+    let mut out = String::new();
+    style.write(&json, 0, &mut out);
+    Ok(Value::from_safe_string(out))
+}
+
+/// Python's `json.dumps` layout.
+pub(crate) struct PyJson {
+    pub indent: Option<usize>,
+    pub ensure_ascii: bool,
+    pub sort_keys: bool,
+    pub item_sep: String,
+    pub key_sep: String,
+}
+
+impl PyJson {
+    /// `json.dumps(v)` with default arguments.
+    pub fn compact() -> Self {
+        Self {
+            indent: None,
+            ensure_ascii: false,
+            sort_keys: false,
+            item_sep: ", ".into(),
+            key_sep: ": ".into(),
+        }
+    }
+
+    pub fn write(&self, v: &serde_json::Value, depth: usize, out: &mut String) {
+        use serde_json::Value as J;
+        match v {
+            J::Null => out.push_str("null"),
+            J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            J::Number(n) => out.push_str(&py_number(n)),
+            J::String(s) => self.string(s, out),
+            J::Array(items) => {
+                if items.is_empty() {
+                    out.push_str("[]");
+                    return;
+                }
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(&self.item_sep);
+                    }
+                    self.newline(depth + 1, out);
+                    self.write(item, depth + 1, out);
+                }
+                self.newline(depth, out);
+                out.push(']');
+            }
+            J::Object(map) => {
+                if map.is_empty() {
+                    out.push_str("{}");
+                    return;
+                }
+                let mut entries: Vec<_> = map.iter().collect();
+                if self.sort_keys {
+                    entries.sort_by(|a, b| a.0.cmp(b.0));
+                }
+                out.push('{');
+                for (i, (k, item)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(&self.item_sep);
+                    }
+                    self.newline(depth + 1, out);
+                    self.string(k, out);
+                    out.push_str(&self.key_sep);
+                    self.write(item, depth + 1, out);
+                }
+                self.newline(depth, out);
+                out.push('}');
+            }
+        }
+    }
+
+    fn newline(&self, depth: usize, out: &mut String) {
+        if let Some(n) = self.indent {
+            out.push('\n');
+            out.extend(std::iter::repeat_n(' ', n * depth));
+        }
+    }
+
+    fn string(&self, s: &str, out: &mut String) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{08}' => out.push_str("\\b"),
+                '\u{0c}' => out.push_str("\\f"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c if self.ensure_ascii && (c as u32) > 0x7e => {
+                    let mut buf = [0u16; 2];
+                    for unit in c.encode_utf16(&mut buf) {
+                        out.push_str(&format!("\\u{unit:04x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+}
+
+/// Python's float repr for whole floats keeps `.0`; integers stay integers.
+fn py_number(n: &serde_json::Number) -> String {
+    if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+        if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
+            return format!("{f:.1}");
+        }
+    }
+    n.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(src: &str, messages: &[Message]) -> Result<String, Error> {
+        ChatTemplate::new(src, TemplateSource::Gguf, "<s>", "</s>")?.render(messages, true)
+    }
+
+    #[test]
+    fn trims_blocks_like_transformers() {
+        let src = "{% for m in messages %}\n  {{ m.role }}:{{ m.content }}\n{% endfor %}";
+        let out = render(src, &[Message::user("hi"), Message::assistant("yo")]).unwrap();
+        assert_eq!(out, "  user:hi\n  assistant:yo\n");
+    }
+
+    #[test]
+    fn python_string_methods_work() {
+        let src = "{{ messages[0].content.strip().upper() }}{% if messages[0].content.startswith(' a') %}!{% endif %}";
+        assert_eq!(render(src, &[Message::user(" abc ")]).unwrap(), "ABC!");
+    }
+
+    #[test]
+    fn tojson_matches_python_json_dumps() {
+        let src = "{{ messages[0] | tojson }}|{{ messages | tojson(indent=2) }}";
+        let out = render(src, &[Message::user("é \"q\"\n")]).unwrap();
+        assert_eq!(
+            out,
+            "{\"role\": \"user\", \"content\": \"é \\\"q\\\"\\n\"}|[\n  {\n    \"role\": \"user\",\n    \"content\": \"é \\\"q\\\"\\n\"\n  }\n]"
+        );
+    }
+
+    #[test]
+    fn raise_exception_is_an_error_with_its_message() {
+        let src = "{{ raise_exception('roles must alternate') }}";
+        let err = render(src, &[Message::user("x")]).unwrap_err().to_string();
+        assert!(err.contains("roles must alternate"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = ChatTemplate::new("ok\n{% if %}", TemplateSource::Gguf, "", "")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn plain_template_ends_with_the_assistant_cue() {
+        let t = ChatTemplate::plain("", "");
+        let out = t.render(&[Message::system("Be brief."), Message::user("Hi")], true).unwrap();
+        assert_eq!(out, "Be brief.\n\nUser: Hi\nAssistant:");
+    }
+}

@@ -1,0 +1,483 @@
+//! Bounded GGUF parsing: metadata and tensor directory, never tensor data.
+//!
+//! Why not `candle_core::quantized::gguf_file::Content::read`: it trusts every length it reads
+//! (a string of 2^60 bytes is allocated before the read fails), and its errors do not say where.
+//! Here every length is checked against the bytes that remain in the file before anything is
+//! allocated, and every error names the key, tensor or offset. Values reuse candle's
+//! [`Value`] type so that files written by `gguf_file::write` (the tests do) read back as is.
+
+use std::collections::HashMap;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::Value;
+use candle_core::quantized::GgmlDType;
+
+use super::Error;
+
+const GGUF_MAGIC: [u8; 4] = *b"GGUF";
+/// llama.cpp refuses more dimensions than this; so do we.
+const MAX_DIMS: u32 = 4;
+const DEFAULT_ALIGNMENT: u64 = 32;
+
+/// One entry of the tensor directory.
+#[derive(Debug, Clone)]
+pub struct TensorInfo {
+    pub name: String,
+    /// Shape in candle's order (outermost first); GGUF stores it innermost first.
+    pub shape: Vec<usize>,
+    pub dtype: GgmlDType,
+    /// Absolute offset of the data in the file.
+    pub offset: u64,
+    pub size_in_bytes: u64,
+}
+
+impl TensorInfo {
+    pub fn elem_count(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// The parsed header of a GGUF file.
+#[derive(Debug)]
+pub struct GgufHeader {
+    pub version: u32,
+    /// Metadata in file order.
+    pub metadata: Vec<(String, Value)>,
+    index: HashMap<String, usize>,
+    pub tensors: Vec<TensorInfo>,
+    tensor_index: HashMap<String, usize>,
+    pub file_size: u64,
+}
+
+impl GgufHeader {
+    /// Reads the header of the file at `path`.
+    pub fn read_path(path: &Path) -> Result<Self, Error> {
+        let meta = std::fs::metadata(path).map_err(|source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if meta.is_dir() {
+            return Err(Error::IsDirectory(path.to_path_buf()));
+        }
+        let file = std::fs::File::open(path).map_err(|source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::read(BufReader::new(file), meta.len())
+    }
+
+    /// Reads a header from `reader`, which holds `file_size` bytes in all.
+    pub fn read<R: Read>(reader: R, file_size: u64) -> Result<Self, Error> {
+        let mut r = Bounded {
+            inner: reader,
+            pos: 0,
+            len: file_size,
+        };
+        let mut magic = [0u8; 4];
+        r.read_exact_at(&mut magic, "magic")?;
+        if magic != GGUF_MAGIC {
+            return Err(Error::BadMagic(magic));
+        }
+        let version = r.u32("version")?;
+        if !(2..=3).contains(&version) {
+            return Err(Error::UnsupportedVersion(version));
+        }
+        let tensor_count = r.u64("tensor count")?;
+        let kv_count = r.u64("metadata count")?;
+        // Smallest possible entries: a key/value is an 8-byte key length, a 4-byte type and a
+        // 1-byte value; a tensor info is an 8-byte name length, 4-byte dims, 4-byte type and 8-byte
+        // offset. Counts that could not fit in the file are rejected before any allocation.
+        r.check_count(kv_count, 13, "metadata count")?;
+        r.check_count(tensor_count, 24, "tensor count")?;
+
+        let mut metadata = Vec::with_capacity(kv_count as usize);
+        let mut index = HashMap::with_capacity(kv_count as usize);
+        for _ in 0..kv_count {
+            let key = r.string("metadata key")?;
+            let ty = r.u32(&key)?;
+            let value = r.value(ty, &key, 0)?;
+            index.insert(key.clone(), metadata.len());
+            metadata.push((key, value));
+        }
+
+        let mut raw_tensors = Vec::with_capacity(tensor_count as usize);
+        for _ in 0..tensor_count {
+            let name = r.string("tensor name")?;
+            let n_dims = r.u32(&name)?;
+            if n_dims == 0 || n_dims > MAX_DIMS {
+                return Err(Error::Format(format!(
+                    "tensor `{name}` has {n_dims} dimensions (1 to {MAX_DIMS} allowed)"
+                )));
+            }
+            let mut dims = Vec::with_capacity(n_dims as usize);
+            for _ in 0..n_dims {
+                dims.push(r.u64(&name)?);
+            }
+            let ty = r.u32(&name)?;
+            let offset = r.u64(&name)?;
+            raw_tensors.push((name, dims, ty, offset));
+        }
+
+        let alignment = match index.get("general.alignment").map(|&i| &metadata[i].1) {
+            None => DEFAULT_ALIGNMENT,
+            Some(Value::U32(a)) if *a > 0 && a.is_power_of_two() => *a as u64,
+            Some(v) => {
+                return Err(Error::Format(format!(
+                    "`general.alignment` must be a power of two, found {v:?}"
+                )))
+            }
+        };
+        let data_start = r.pos.div_ceil(alignment) * alignment;
+
+        let mut tensors = Vec::with_capacity(raw_tensors.len());
+        let mut tensor_index = HashMap::with_capacity(raw_tensors.len());
+        for (name, dims, ty, offset) in raw_tensors {
+            let dtype = ggml_dtype(ty).map_err(|type_name| Error::UnsupportedTensorType {
+                tensor: name.clone(),
+                type_name,
+            })?;
+            let mut elems: u64 = 1;
+            for &d in &dims {
+                elems = elems.checked_mul(d).filter(|&e| e <= file_size.saturating_mul(64)).ok_or_else(|| {
+                    Error::Format(format!("tensor `{name}` has an impossible shape {dims:?}"))
+                })?;
+            }
+            let block = dtype.block_size() as u64;
+            if dims[0] % block != 0 {
+                return Err(Error::Format(format!(
+                    "tensor `{name}`: inner dimension {} is not a multiple of the {dtype:?} block size {block}",
+                    dims[0]
+                )));
+            }
+            let size_in_bytes = elems / block * dtype.type_size() as u64;
+            if offset % alignment != 0 {
+                return Err(Error::Format(format!(
+                    "tensor `{name}`: data offset {offset} is not aligned to {alignment}"
+                )));
+            }
+            let start = data_start.checked_add(offset).unwrap_or(u64::MAX);
+            let end = start.checked_add(size_in_bytes).unwrap_or(u64::MAX);
+            if end > file_size {
+                return Err(Error::Truncated(format!(
+                    "tensor `{name}` needs {size_in_bytes} bytes at offset {start}, the file has {file_size} bytes"
+                )));
+            }
+            tensor_index.insert(name.clone(), tensors.len());
+            tensors.push(TensorInfo {
+                name,
+                shape: dims.iter().rev().map(|&d| d as usize).collect(),
+                dtype,
+                offset: start,
+                size_in_bytes,
+            });
+        }
+        Ok(Self {
+            version,
+            metadata,
+            index,
+            tensors,
+            tensor_index,
+            file_size,
+        })
+    }
+
+    /// The metadata value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.index.get(key).map(|&i| &self.metadata[i].1)
+    }
+
+    /// The tensor named `name`, if present.
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensor_index.get(name).map(|&i| &self.tensors[i])
+    }
+
+    /// A required unsigned integer (any width; llama.cpp's writers vary).
+    pub fn u64(&self, key: &str) -> Result<u64, Error> {
+        let v = self.get(key).ok_or_else(|| Error::MissingKey(key.to_string()))?;
+        value_u64(v).ok_or_else(|| Error::KeyType {
+            key: key.to_string(),
+            expected: "an unsigned integer",
+            found: type_name(v),
+        })
+    }
+
+    /// An optional unsigned integer.
+    pub fn u64_opt(&self, key: &str) -> Result<Option<u64>, Error> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(_) => self.u64(key).map(Some),
+        }
+    }
+
+    /// An optional float (f32 or f64).
+    pub fn f64_opt(&self, key: &str) -> Result<Option<f64>, Error> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::F32(f)) => Ok(Some(*f as f64)),
+            Some(Value::F64(f)) => Ok(Some(*f)),
+            Some(v) => Err(Error::KeyType {
+                key: key.to_string(),
+                expected: "a float",
+                found: type_name(v),
+            }),
+        }
+    }
+
+    /// An optional string.
+    pub fn str_opt(&self, key: &str) -> Result<Option<&str>, Error> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(v) => Err(Error::KeyType {
+                key: key.to_string(),
+                expected: "a string",
+                found: type_name(v),
+            }),
+        }
+    }
+
+    /// An optional boolean.
+    pub fn bool_opt(&self, key: &str) -> Result<Option<bool>, Error> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(Error::KeyType {
+                key: key.to_string(),
+                expected: "a boolean",
+                found: type_name(v),
+            }),
+        }
+    }
+
+    /// An optional array.
+    pub fn array_opt(&self, key: &str) -> Result<Option<&[Value]>, Error> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Array(a)) => Ok(Some(a)),
+            Some(v) => Err(Error::KeyType {
+                key: key.to_string(),
+                expected: "an array",
+                found: type_name(v),
+            }),
+        }
+    }
+}
+
+/// Any unsigned or non-negative integer value as u64.
+pub fn value_u64(v: &Value) -> Option<u64> {
+    match *v {
+        Value::U8(x) => Some(x as u64),
+        Value::U16(x) => Some(x as u64),
+        Value::U32(x) => Some(x as u64),
+        Value::U64(x) => Some(x),
+        Value::I8(x) => u64::try_from(x).ok(),
+        Value::I16(x) => u64::try_from(x).ok(),
+        Value::I32(x) => u64::try_from(x).ok(),
+        Value::I64(x) => u64::try_from(x).ok(),
+        _ => None,
+    }
+}
+
+/// Any integer value as i64.
+pub fn value_i64(v: &Value) -> Option<i64> {
+    match *v {
+        Value::I8(x) => Some(x as i64),
+        Value::I16(x) => Some(x as i64),
+        Value::I32(x) => Some(x as i64),
+        Value::I64(x) => Some(x),
+        _ => value_u64(v).and_then(|x| i64::try_from(x).ok()),
+    }
+}
+
+/// The GGUF name of a value's type, for error messages.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::U8(_) => "u8",
+        Value::I8(_) => "i8",
+        Value::U16(_) => "u16",
+        Value::I16(_) => "i16",
+        Value::U32(_) => "u32",
+        Value::I32(_) => "i32",
+        Value::U64(_) => "u64",
+        Value::I64(_) => "i64",
+        Value::F32(_) => "f32",
+        Value::F64(_) => "f64",
+        Value::Bool(_) => "bool",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+    }
+}
+
+/// Maps a ggml type id to candle's type, or names the unsupported type.
+fn ggml_dtype(ty: u32) -> Result<GgmlDType, String> {
+    Ok(match ty {
+        0 => GgmlDType::F32,
+        1 => GgmlDType::F16,
+        2 => GgmlDType::Q4_0,
+        3 => GgmlDType::Q4_1,
+        6 => GgmlDType::Q5_0,
+        7 => GgmlDType::Q5_1,
+        8 => GgmlDType::Q8_0,
+        9 => GgmlDType::Q8_1,
+        10 => GgmlDType::Q2K,
+        11 => GgmlDType::Q3K,
+        12 => GgmlDType::Q4K,
+        13 => GgmlDType::Q5K,
+        14 => GgmlDType::Q6K,
+        15 => GgmlDType::Q8K,
+        30 => GgmlDType::BF16,
+        other => {
+            let name = match other {
+                4 | 5 => "Q4_2/Q4_3 (removed from ggml)",
+                16 => "IQ2_XXS",
+                17 => "IQ2_XS",
+                18 => "IQ3_XXS",
+                19 => "IQ1_S",
+                20 => "IQ4_NL",
+                21 => "IQ3_S",
+                22 => "IQ2_S",
+                23 => "IQ4_XS",
+                24 => "I8",
+                25 => "I16",
+                26 => "I32",
+                27 => "I64",
+                28 => "F64",
+                29 => "IQ1_M",
+                34 => "TQ1_0",
+                35 => "TQ2_0",
+                39 => "MXFP4",
+                _ => return Err(format!("unknown type id {other}")),
+            };
+            return Err(name.to_string());
+        }
+    })
+}
+
+/// A reader that knows how many bytes remain and refuses to read past them.
+struct Bounded<R> {
+    inner: R,
+    pos: u64,
+    len: u64,
+}
+
+impl<R: Read> Bounded<R> {
+    fn remaining(&self) -> u64 {
+        self.len.saturating_sub(self.pos)
+    }
+
+    fn read_exact_at(&mut self, buf: &mut [u8], what: &str) -> Result<(), Error> {
+        if (buf.len() as u64) > self.remaining() {
+            return Err(Error::Truncated(format!(
+                "{what} needs {} bytes at offset {}, only {} remain",
+                buf.len(),
+                self.pos,
+                self.remaining()
+            )));
+        }
+        self.inner.read_exact(buf).map_err(|e| {
+            Error::Truncated(format!("reading {what} at offset {}: {e}", self.pos))
+        })?;
+        self.pos += buf.len() as u64;
+        Ok(())
+    }
+
+    fn check_count(&self, count: u64, min_size: u64, what: &str) -> Result<(), Error> {
+        if count.saturating_mul(min_size) > self.remaining() {
+            return Err(Error::Format(format!(
+                "{what} {count} at offset {} cannot fit in the {} bytes that remain",
+                self.pos,
+                self.remaining()
+            )));
+        }
+        Ok(())
+    }
+
+    fn bytes<const N: usize>(&mut self, what: &str) -> Result<[u8; N], Error> {
+        let mut b = [0u8; N];
+        self.read_exact_at(&mut b, what)?;
+        Ok(b)
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, Error> {
+        Ok(u32::from_le_bytes(self.bytes(what)?))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, Error> {
+        Ok(u64::from_le_bytes(self.bytes(what)?))
+    }
+
+    fn string(&mut self, what: &str) -> Result<String, Error> {
+        let at = self.pos;
+        let len = self.u64(what)?;
+        if len > self.remaining() {
+            return Err(Error::Format(format!(
+                "{what}: string of {len} bytes at offset {at}, only {} remain",
+                self.remaining()
+            )));
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.read_exact_at(&mut buf, what)?;
+        // llama.cpp keeps invalid UTF-8 in token strings; replace rather than refuse.
+        Ok(match String::from_utf8(buf) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
+    }
+
+    fn value(&mut self, ty: u32, key: &str, depth: u32) -> Result<Value, Error> {
+        Ok(match ty {
+            0 => Value::U8(self.bytes::<1>(key)?[0]),
+            1 => Value::I8(self.bytes::<1>(key)?[0] as i8),
+            2 => Value::U16(u16::from_le_bytes(self.bytes(key)?)),
+            3 => Value::I16(i16::from_le_bytes(self.bytes(key)?)),
+            4 => Value::U32(self.u32(key)?),
+            5 => Value::I32(i32::from_le_bytes(self.bytes(key)?)),
+            6 => Value::F32(f32::from_le_bytes(self.bytes(key)?)),
+            7 => match self.bytes::<1>(key)?[0] {
+                0 => Value::Bool(false),
+                1 => Value::Bool(true),
+                b => {
+                    return Err(Error::Format(format!(
+                        "metadata `{key}`: invalid boolean byte {b}"
+                    )))
+                }
+            },
+            8 => Value::String(self.string(key)?),
+            9 => {
+                if depth > 2 {
+                    return Err(Error::Format(format!("metadata `{key}`: arrays nested too deep")));
+                }
+                let elem_ty = self.u32(key)?;
+                let count = self.u64(key)?;
+                let min = match elem_ty {
+                    0 | 1 | 7 => 1,
+                    2 | 3 => 2,
+                    4..=6 => 4,
+                    8 | 10..=12 => 8,
+                    9 => 12,
+                    t => {
+                        return Err(Error::Format(format!(
+                            "metadata `{key}`: unknown array element type {t}"
+                        )))
+                    }
+                };
+                self.check_count(count, min, &format!("metadata `{key}`: array length"))?;
+                let mut items = Vec::with_capacity(count as usize);
+                for _ in 0..count {
+                    items.push(self.value(elem_ty, key, depth + 1)?);
+                }
+                Value::Array(items)
+            }
+            10 => Value::U64(self.u64(key)?),
+            11 => Value::I64(i64::from_le_bytes(self.bytes(key)?)),
+            12 => Value::F64(f64::from_le_bytes(self.bytes(key)?)),
+            t => {
+                return Err(Error::Format(format!(
+                    "metadata `{key}`: unknown value type {t} at offset {}",
+                    self.pos
+                )))
+            }
+        })
+    }
+}

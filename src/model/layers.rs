@@ -1,0 +1,269 @@
+//! Building blocks of the decoder: projections, norms and rotary tables.
+
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor, D};
+
+use super::attention_cpu::RopeCpu;
+use super::config::{Activation, RopeLayout};
+use super::q4_1_cpu::{self, Q4_1Matrix};
+
+/// A projection `x·Wᵀ (+ b)` whose weight stays in its file quantization.
+///
+/// On CPU, candle quantizes the activations to the weight's dot-product type (Q8_0, Q8_1 or
+/// Q8_K) exactly as llama.cpp does, which is what keeps our logits close to its own.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Weight,
+    bias: Option<Tensor>,
+}
+
+#[derive(Debug, Clone)]
+enum Weight {
+    Candle(QMatMul),
+    /// Q4_1 on an AVX2 CPU: our kernel (candle's is scalar there).
+    Q4_1(Arc<Q4_1Matrix>),
+}
+
+impl Linear {
+    pub fn new(weight: Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
+        let weight = if weight.dtype() == GgmlDType::Q4_1 && weight.device().is_cpu() && q4_1_cpu::available() {
+            Weight::Q4_1(Arc::new(Q4_1Matrix::from_qtensor(&weight)?))
+        } else {
+            Weight::Candle(QMatMul::from_arc(weight)?)
+        };
+        Ok(Self { weight, bias })
+    }
+
+    /// One projection computing several stacked outputs (`[q; k; v]`, `[gate; up]`): one
+    /// activation quantization and one parallel region instead of several. `None` when the
+    /// parts are stored in different types and cannot share one matrix.
+    pub fn stacked(parts: &[(Arc<QTensor>, Option<Tensor>)]) -> Result<Option<Self>> {
+        let Some((first, _)) = parts.first() else {
+            return Ok(None);
+        };
+        let (dtype, device) = (first.dtype(), first.device());
+        let k = first.shape().dims2()?.1;
+        let mut n = 0;
+        for (w, _) in parts {
+            let (rows, cols) = w.shape().dims2()?;
+            if w.dtype() != dtype || cols != k || !w.device().same_device(&device) {
+                return Ok(None);
+            }
+            n += rows;
+        }
+        let mut bytes = Vec::new();
+        for (w, _) in parts {
+            bytes.extend_from_slice(&w.data()?);
+        }
+        let storage = QStorage::from_data(std::borrow::Cow::Owned(bytes), &device, dtype)?;
+        let weight = Arc::new(QTensor::new(storage, (n, k))?);
+        let bias = if parts.iter().any(|(_, b)| b.is_some()) {
+            let mut bs = Vec::with_capacity(parts.len());
+            for (w, b) in parts {
+                bs.push(match b {
+                    Some(b) => b.clone(),
+                    None => Tensor::zeros(w.shape().dims2()?.0, DType::F32, &device)?,
+                });
+            }
+            Some(Tensor::cat(&bs, 0)?)
+        } else {
+            None
+        };
+        Self::new(weight, bias).map(Some)
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = match &self.weight {
+            Weight::Candle(w) => w.forward(x)?,
+            Weight::Q4_1(w) => q4_1_cpu::forward(w, x)?,
+        };
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+/// Root-mean-square norm over the last dimension, with the weight as stored in the file
+/// (Gemma's converter already folds its `1 + w` into the stored weight).
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f32,
+}
+
+impl RmsNorm {
+    pub fn new(weight: Tensor, eps: f64) -> Self {
+        Self {
+            weight,
+            eps: eps as f32,
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps)
+    }
+}
+
+/// Rotary position embedding for one frequency base.
+///
+/// Angles are computed for the positions of each forward call rather than tabulated for the
+/// whole context: a decode step needs `rope_dims / 2` sines, and a 128k-position table would
+/// cost hundreds of megabytes for nothing.
+#[derive(Debug, Clone)]
+pub struct Rope {
+    inv_freq: Vec<f64>,
+    /// Linear position scaling: position `p` rotates like `p / scale`.
+    scale: f64,
+    layout: RopeLayout,
+    dims: usize,
+}
+
+/// The cos/sin tables of one forward call, shape `[t, dims / 2]`.
+pub struct RopeTables {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl RopeTables {
+    pub fn new(cos: Tensor, sin: Tensor) -> Self {
+        Self { cos, sin }
+    }
+}
+
+impl Rope {
+    /// `freq_factors` (Llama 3's `rope_freqs.weight`) divide the per-pair frequencies.
+    pub fn new(
+        base: f64,
+        dims: usize,
+        scale: f64,
+        layout: RopeLayout,
+        freq_factors: Option<&[f32]>,
+    ) -> Self {
+        let inv_freq = (0..dims / 2)
+            .map(|i| {
+                let f = 1.0 / base.powf(2.0 * i as f64 / dims as f64);
+                match freq_factors {
+                    Some(ff) => f / ff[i] as f64,
+                    None => f,
+                }
+            })
+            .collect();
+        Self {
+            inv_freq,
+            scale,
+            layout,
+            dims,
+        }
+    }
+
+    /// Tables for positions `start..start + len`, as plain vectors for the CPU attention.
+    pub fn cpu_tables(&self, start: usize, len: usize) -> RopeCpu {
+        let half = self.inv_freq.len();
+        let mut cos = Vec::with_capacity(len * half);
+        let mut sin = Vec::with_capacity(len * half);
+        for p in start..start + len {
+            let p = p as f64 / self.scale;
+            for &f in &self.inv_freq {
+                let (s, c) = (p * f).sin_cos();
+                cos.push(c as f32);
+                sin.push(s as f32);
+            }
+        }
+        RopeCpu {
+            cos,
+            sin,
+            dims: self.dims,
+            layout: self.layout,
+        }
+    }
+
+    /// Rotates `x` of shape `[1, heads, t, head_dim]` (contiguous).
+    pub fn apply(&self, x: &Tensor, t: &RopeTables) -> Result<Tensor> {
+        let head_dim = x.dim(D::Minus1)?;
+        if self.dims == head_dim {
+            return self.rotate(x, t);
+        }
+        // Partial rotary: only the first `dims` dimensions turn.
+        let rot = x.narrow(D::Minus1, 0, self.dims)?.contiguous()?;
+        let pass = x.narrow(D::Minus1, self.dims, head_dim - self.dims)?;
+        Tensor::cat(&[&self.rotate(&rot, t)?, &pass], D::Minus1)
+    }
+
+    fn rotate(&self, x: &Tensor, t: &RopeTables) -> Result<Tensor> {
+        match self.layout {
+            RopeLayout::Interleaved => candle_nn::rotary_emb::rope_i(x, &t.cos, &t.sin),
+            RopeLayout::Halves => candle_nn::rotary_emb::rope(x, &t.cos, &t.sin),
+        }
+    }
+}
+
+/// The gated activation `act(gate) * up` over a stacked `[.., 2·f]` tensor (`[gate | up]`),
+/// one pass on the CPU instead of narrow, activation and multiply ops.
+#[derive(Debug, Clone, Copy)]
+pub struct GatedActivation {
+    pub activation: Activation,
+    pub f: usize,
+}
+
+impl GatedActivation {
+    pub fn forward(&self, gate_up: &Tensor) -> Result<Tensor> {
+        if gate_up.device().is_cpu() {
+            return gate_up.contiguous()?.apply_op1_no_bwd(self);
+        }
+        let gate = gate_up.narrow(D::Minus1, 0, self.f)?;
+        let up = gate_up.narrow(D::Minus1, self.f, self.f)?;
+        let act = match self.activation {
+            Activation::Silu => gate.silu()?,
+            Activation::GeluTanh => gate.gelu()?,
+        };
+        act * up
+    }
+}
+
+/// GELU, tanh approximation, as llama.cpp's CPU backend computes it: through a table indexed
+/// by the f16 input, holding f16 outputs (so both sides are rounded to f16).
+fn gelu_llama_cpp(x: f32) -> f32 {
+    use half::f16;
+    if x <= -10.0 {
+        return 0.0;
+    }
+    if x >= 10.0 {
+        return x;
+    }
+    let x = f16::from_f32(x).to_f32();
+    let y = 0.5 * x * (1.0 + (0.797_884_6 * x * (1.0 + 0.044_715 * x * x)).tanh());
+    f16::from_f32(y).to_f32()
+}
+
+impl CustomOp1 for GatedActivation {
+    fn name(&self) -> &'static str {
+        "gated-activation"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("gated-activation needs a contiguous input")
+        };
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("gated-activation needs f32 input")
+        };
+        let f = self.f;
+        let x = &data[start..end];
+        let mut out = Vec::with_capacity(x.len() / 2);
+        for row in x.chunks_exact(2 * f) {
+            let (gate, up) = row.split_at(f);
+            match self.activation {
+                Activation::Silu => out.extend(gate.iter().zip(up).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)),
+                Activation::GeluTanh => out.extend(gate.iter().zip(up).map(|(&g, &u)| gelu_llama_cpp(g) * u)),
+            }
+        }
+        let mut dims = layout.shape().dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = f;
+        }
+        Ok((CpuStorage::F32(out), Shape::from(dims)))
+    }
+}

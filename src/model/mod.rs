@@ -1,0 +1,336 @@
+//! Models: GGUF files loaded in-process, their tokenizer and chat template.
+//!
+//! Data flows `gguf` (header) → `config` (validated hyper-parameters) → `weights` (tensors) →
+//! `transformer` (forward pass over a caller-owned `kv_cache`), with `tokenizer` and
+//! `chat_template` built from the same header.
+
+mod attention_cpu;
+pub mod chat_template;
+pub mod config;
+pub mod gguf;
+pub mod info;
+pub mod kv_cache;
+mod layers;
+mod q4_1_cpu;
+pub mod source;
+pub mod tokenizer;
+pub mod transformer;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+
+pub use chat_template::{ChatTemplate, Message, TemplateSource};
+pub use config::{Arch, ModelConfig};
+pub use gguf::GgufHeader;
+pub use info::ModelInfo;
+pub use kv_cache::{KvCache, KvSnapshot};
+pub use tokenizer::{TokenKind, Tokenizer};
+pub use transformer::{Logits, Transformer};
+pub use weights::LoadProgress;
+
+/// Everything that can go wrong loading or running a model.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("cannot open `{path}`: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{0}` is a directory, not a GGUF file")]
+    IsDirectory(PathBuf),
+    #[error("not a GGUF file (starts with {0:02x?}, expected \"GGUF\")")]
+    BadMagic([u8; 4]),
+    #[error("GGUF version {0} is not supported (2 and 3 are)")]
+    UnsupportedVersion(u32),
+    #[error("malformed GGUF: {0}")]
+    Format(String),
+    #[error("truncated GGUF: {0}")]
+    Truncated(String),
+    #[error("cannot find `{0}` in the GGUF metadata")]
+    MissingKey(String),
+    #[error("metadata `{key}` is {found}, expected {expected}")]
+    KeyType {
+        key: String,
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("architecture `{0}` is not supported (supported: {list})", list = Arch::SUPPORTED)]
+    UnsupportedArch(String),
+    #[error("tensor `{tensor}` has type {type_name}, which is not supported (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K to Q6_K are)")]
+    UnsupportedTensorType { tensor: String, type_name: String },
+    #[error("cannot find tensor `{0}` in the GGUF")]
+    MissingTensor(String),
+    #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    TensorShape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("invalid model configuration: {0}")]
+    BadConfig(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("chat template: {0}")]
+    Template(String),
+    #[error("context of {requested} tokens exceeds the model's limit of {max}")]
+    ContextTooLarge { requested: usize, max: usize },
+    #[error("{0}")]
+    Source(String),
+    #[error("device: {0}")]
+    Device(String),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Which device to run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// CUDA when compiled in and present, else CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => Ok(Self::Cuda(n)),
+                _ => Err(format!("`{s}` is not a device (auto, cpu, cuda or cuda:N)")),
+            },
+        }
+    }
+}
+
+impl DeviceChoice {
+    pub fn open(self) -> Result<Device, Error> {
+        match self {
+            Self::Cpu => Ok(Device::Cpu),
+            Self::Auto => {
+                if candle_core::utils::cuda_is_available() {
+                    Device::new_cuda(0).map_err(|e| Error::Device(e.to_string()))
+                } else {
+                    Ok(Device::Cpu)
+                }
+            }
+            Self::Cuda(n) => {
+                if !candle_core::utils::cuda_is_available() {
+                    return Err(Error::Device(
+                        "this build has no CUDA support (rebuild with `--features cuda`)".into(),
+                    ));
+                }
+                Device::new_cuda(n).map_err(|e| Error::Device(format!("cuda:{n}: {e}")))
+            }
+        }
+    }
+}
+
+/// How to load a model.
+pub struct LoadOptions<'a> {
+    pub device: Device,
+    /// Context length for sessions; `None` uses the model's trained length.
+    pub context: Option<usize>,
+    /// Called as tensor data is read.
+    pub progress: Option<&'a mut dyn FnMut(LoadProgress)>,
+}
+
+impl Default for LoadOptions<'_> {
+    fn default() -> Self {
+        Self {
+            device: Device::Cpu,
+            context: None,
+            progress: None,
+        }
+    }
+}
+
+/// A loaded model: weights, tokenizer and chat template. Immutable, so one instance can serve
+/// any number of sessions (each with its own [`KvCache`]).
+pub struct Model {
+    path: PathBuf,
+    info: ModelInfo,
+    transformer: Transformer,
+    tokenizer: std::sync::Arc<Tokenizer>,
+    template: ChatTemplate,
+    end_tokens: Vec<u32>,
+    context: usize,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("path", &self.path).field("arch", &self.config().arch).finish()
+    }
+}
+
+impl Model {
+    /// Loads the GGUF file at `path`.
+    pub fn load(path: &Path, opts: LoadOptions<'_>) -> Result<Self, Error> {
+        let header = GgufHeader::read_path(path)?;
+        let info = ModelInfo::from_header(&header)?;
+        let config = &info.config;
+        let context = match opts.context {
+            None => config.context_length,
+            Some(0) => return Err(Error::BadConfig("context length must be positive".into())),
+            Some(n) if n > config.context_length => {
+                return Err(Error::ContextTooLarge {
+                    requested: n,
+                    max: config.context_length,
+                })
+            }
+            Some(n) => n,
+        };
+        let tokenizer = Tokenizer::load(&header, path)?;
+        let template = load_template(&header, &tokenizer)?;
+        let end_tokens = end_tokens(&header, &tokenizer, &template);
+        let mut no_progress = |_: LoadProgress| {};
+        let progress: &mut dyn FnMut(LoadProgress) = match opts.progress {
+            Some(p) => p,
+            None => &mut no_progress,
+        };
+        let mut weights = weights::Weights::open(path, &header, &opts.device, progress)?;
+        let transformer = Transformer::load(config, &mut weights)?;
+        if tokenizer.vocab_size() > transformer.logits_width() {
+            return Err(Error::BadConfig(format!(
+                "the vocabulary has {} tokens but the output layer only {} rows",
+                tokenizer.vocab_size(),
+                transformer.logits_width()
+            )));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            info,
+            transformer,
+            tokenizer: std::sync::Arc::new(tokenizer),
+            template,
+            end_tokens,
+            context,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.info.config
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The tokenizer, shareable (the grammar engine keeps a handle).
+    pub fn tokenizer_arc(&self) -> std::sync::Arc<Tokenizer> {
+        self.tokenizer.clone()
+    }
+
+    pub fn template(&self) -> &ChatTemplate {
+        &self.template
+    }
+
+    pub fn device(&self) -> &Device {
+        self.transformer.device()
+    }
+
+    /// Tokens that end generation: EOS and the chat template's turn terminator(s).
+    pub fn end_tokens(&self) -> &[u32] {
+        &self.end_tokens
+    }
+
+    /// The context length sessions of this model get.
+    pub fn context_length(&self) -> usize {
+        self.context
+    }
+
+    /// Width of the logits vector (at least the vocabulary size).
+    pub fn logits_width(&self) -> usize {
+        self.transformer.logits_width()
+    }
+
+    /// A fresh, empty cache for one session.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.config(), self.context, self.device())
+    }
+
+    /// Runs `ids` through the model at the cache's position; see [`Transformer::forward`].
+    pub fn forward(&self, ids: &[u32], cache: &mut KvCache, which: Logits) -> Result<Tensor, Error> {
+        if cache.len() + ids.len() > cache.max_len() {
+            return Err(Error::ContextTooLarge {
+                requested: cache.len() + ids.len(),
+                max: cache.max_len(),
+            });
+        }
+        Ok(self.transformer.forward(ids, cache, which)?)
+    }
+
+    /// Tokenizes a prompt as llama.cpp does: special tokens parsed, BOS added when the model
+    /// asks for it, unless the text (a rendered template, say) already starts with it.
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, Error> {
+        let tok = &self.tokenizer;
+        let has_bos = tok
+            .bos()
+            .is_some_and(|b| text.as_bytes().starts_with(tok.token_bytes(b)));
+        tok.encode(text, !has_bos, true)
+    }
+
+    /// Renders a conversation through the chat template.
+    pub fn render_chat(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, Error> {
+        self.template.render(messages, add_generation_prompt)
+    }
+}
+
+fn load_template(h: &GgufHeader, tok: &Tokenizer) -> Result<ChatTemplate, Error> {
+    let text = |id: Option<u32>| id.map(|i| String::from_utf8_lossy(tok.token_bytes(i)).into_owned()).unwrap_or_default();
+    let (bos, eos) = (text(tok.bos()), text(tok.eos()));
+    match h.str_opt("tokenizer.chat_template")? {
+        Some(src) => ChatTemplate::new(src, TemplateSource::Gguf, &bos, &eos),
+        None => Ok(ChatTemplate::plain(&bos, &eos)),
+    }
+}
+
+/// Turn terminators we recognise when the chat template uses them.
+const TURN_TERMINATORS: &[&str] = &[
+    "<|im_end|>",
+    "<end_of_turn>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|end|>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<｜end▁of▁sentence｜>",
+    "</s>",
+];
+
+fn end_tokens(h: &GgufHeader, tok: &Tokenizer, template: &ChatTemplate) -> Vec<u32> {
+    let mut ends: Vec<u32> = tok.eos().into_iter().collect();
+    for key in ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"] {
+        if let Some(id) = h.get(key).and_then(gguf::value_u64) {
+            if (id as usize) < tok.vocab_size() {
+                ends.push(id as u32);
+            }
+        }
+    }
+    for marker in TURN_TERMINATORS {
+        if template.text().contains(marker) {
+            if let Some(id) = tok.token_id(marker) {
+                ends.push(id);
+            }
+        }
+    }
+    ends.sort_unstable();
+    ends.dedup();
+    ends
+}
