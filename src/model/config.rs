@@ -97,9 +97,9 @@ pub struct ModelConfig {
     pub rope_layout: RopeLayout,
     /// Sliding attention window in tokens (keys with `query_pos - key_pos >= window` are masked).
     pub sliding_window: Option<usize>,
-    /// Every `n`-th layer (1-based) attends globally; the others use the window. `1` makes
-    /// every layer global.
-    pub global_every: usize,
+    /// With a sliding window: every `n`-th layer (1-based) attends globally and the others
+    /// use the window (Gemma 3: 6); `None` puts every layer on the window.
+    pub global_every: Option<usize>,
     /// Multiplier applied to query·key scores.
     pub attn_scale: f64,
     /// Multiplier applied to token embeddings (Gemma: sqrt(n_embd)).
@@ -187,7 +187,7 @@ impl ModelConfig {
             rope_scale,
             rope_layout: RopeLayout::Halves,
             sliding_window: None,
-            global_every: 1,
+            global_every: None,
             attn_scale: 1.0 / (head_dim as f64).sqrt(),
             embed_scale: None,
             activation: Activation::Silu,
@@ -203,7 +203,7 @@ impl ModelConfig {
                 cfg.activation = Activation::GeluTanh;
                 cfg.embed_scale = Some((n_embd as f64).sqrt());
                 cfg.sliding_window = sliding_window;
-                cfg.global_every = 6;
+                cfg.global_every = Some(6);
                 // Values llama.cpp hard-codes for gemma3: local layers use base 10 000 without
                 // scaling; the 27B model (62 layers) scales by n_embd / n_head.
                 cfg.rope_base_local = Some(10_000.0);
@@ -217,7 +217,7 @@ impl ModelConfig {
 
     /// Whether layer `il` (0-based) attends through the sliding window.
     pub fn is_sliding(&self, il: usize) -> bool {
-        self.sliding_window.is_some() && (il + 1) % self.global_every != 0
+        self.sliding_window.is_some() && self.global_every.is_none_or(|n| (il + 1) % n != 0)
     }
 
     /// Query heads per key/value head (grouped-query attention).

@@ -22,6 +22,17 @@ enum Store {
     Device { layers: Vec<(Tensor, Tensor)>, capacity: usize },
 }
 
+/// How a cache stores keys and values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheLayout {
+    /// Flat buffers for the fused CPU attention on CPU, tensors elsewhere.
+    #[default]
+    Auto,
+    /// Tensors on every device, attended with tensor operations (what non-CPU devices use;
+    /// on CPU it is slower, and useful to check one path against the other).
+    Tensors,
+}
+
 /// Per-session attention cache.
 #[derive(Debug)]
 pub struct KvCache {
@@ -56,7 +67,12 @@ impl KvSnapshot {
 impl KvCache {
     /// An empty cache for `cfg` that can hold up to `max_len` tokens.
     pub fn new(cfg: &ModelConfig, max_len: usize, device: &Device) -> Self {
-        let store = if device.is_cpu() {
+        Self::with_layout(cfg, max_len, device, CacheLayout::Auto)
+    }
+
+    /// Like [`Self::new`], choosing the layout.
+    pub fn with_layout(cfg: &ModelConfig, max_len: usize, device: &Device, layout: CacheLayout) -> Self {
+        let store = if device.is_cpu() && layout == CacheLayout::Auto {
             Store::Cpu(vec![LayerCache::default(); cfg.n_layer])
         } else {
             Store::Device {
@@ -74,6 +90,11 @@ impl KvCache {
             value_dim: cfg.value_dim,
             device: device.clone(),
         }
+    }
+
+    /// Whether layers read the flat CPU buffers (else tensors).
+    pub(crate) fn is_flat(&self) -> bool {
+        matches!(self.store, Store::Cpu(_))
     }
 
     /// Tokens currently cached (the position of the next token).

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
+use candle_core::quantized::{QMatMul, QStorage, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor, D};
 
 use super::attention_cpu::RopeCpu;
 use super::config::{Activation, RopeLayout};
-use super::q4_1_cpu::{self, Q4_1Matrix};
+use super::quant_cpu::{self, QuantMatrix};
 
 /// A projection `x·Wᵀ (+ b)` whose weight stays in its file quantization.
 ///
@@ -22,14 +22,14 @@ pub struct Linear {
 #[derive(Debug, Clone)]
 enum Weight {
     Candle(QMatMul),
-    /// Q4_1 on an AVX2 CPU: our kernel (candle's is scalar there).
-    Q4_1(Arc<Q4_1Matrix>),
+    /// Q4_1, Q5_0, Q5_1 on an AVX2 CPU: our kernels (candle's are scalar there).
+    Cpu(Arc<QuantMatrix>),
 }
 
 impl Linear {
     pub fn new(weight: Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
-        let weight = if weight.dtype() == GgmlDType::Q4_1 && weight.device().is_cpu() && q4_1_cpu::available() {
-            Weight::Q4_1(Arc::new(Q4_1Matrix::from_qtensor(&weight)?))
+        let weight = if quant_cpu::handles(weight.dtype()) && weight.device().is_cpu() && quant_cpu::available() {
+            Weight::Cpu(Arc::new(QuantMatrix::from_qtensor(&weight)?))
         } else {
             Weight::Candle(QMatMul::from_arc(weight)?)
         };
@@ -77,7 +77,7 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.weight {
             Weight::Candle(w) => w.forward(x)?,
-            Weight::Q4_1(w) => q4_1_cpu::forward(w, x)?,
+            Weight::Cpu(w) => quant_cpu::forward(w, x)?,
         };
         match &self.bias {
             Some(b) => y.broadcast_add(b),

@@ -11,7 +11,7 @@ pub mod gguf;
 pub mod info;
 pub mod kv_cache;
 mod layers;
-mod q4_1_cpu;
+mod quant_cpu;
 pub mod source;
 pub mod tokenizer;
 pub mod transformer;
@@ -25,7 +25,7 @@ pub use chat_template::{ChatTemplate, Message, TemplateSource};
 pub use config::{Arch, ModelConfig};
 pub use gguf::GgufHeader;
 pub use info::ModelInfo;
-pub use kv_cache::{KvCache, KvSnapshot};
+pub use kv_cache::{CacheLayout, KvCache, KvSnapshot};
 pub use tokenizer::{TokenKind, Tokenizer};
 pub use transformer::{Logits, Transformer};
 pub use weights::LoadProgress;
@@ -263,6 +263,11 @@ impl Model {
     /// A fresh, empty cache for one session.
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(self.config(), self.context, self.device())
+    }
+
+    /// Like [`Self::new_cache`], choosing the layout.
+    pub fn new_cache_with(&self, layout: CacheLayout) -> KvCache {
+        KvCache::with_layout(self.config(), self.context, self.device(), layout)
     }
 
     /// Runs `ids` through the model at the cache's position; see [`Transformer::forward`].

@@ -23,7 +23,7 @@
 use std::sync::Arc;
 
 use candle_core::quantized::QTensor;
-use candle_core::{Device, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor, D};
 
 use super::config::{Arch, ModelConfig};
 use super::kv_cache::KvCache;
@@ -255,12 +255,14 @@ impl Transformer {
         if let Some(s) = self.cfg.embed_scale {
             x = (x * s)?;
         }
-        let global = Positions::new(&self.rope_global, pos, t, None, &self.device)?;
+        let tensors = !cache.is_flat();
+        let global = Positions::new(&self.rope_global, pos, t, None, tensors, &self.device)?;
         let local = Positions::new(
             self.rope_local.as_ref().unwrap_or(&self.rope_global),
             pos,
             t,
             self.cfg.sliding_window,
+            tensors,
             &self.device,
         )?;
         for (il, b) in self.blocks.iter().enumerate() {
@@ -357,9 +359,10 @@ impl Transformer {
         // [t, heads, d] -> [1, heads, t, d] for the rope kernels.
         let q = rope.apply(&q.transpose(0, 1)?.contiguous()?.unsqueeze(0)?, tables)?;
         let k = rope.apply(&k.transpose(0, 1)?.contiguous()?.unsqueeze(0)?, tables)?;
-        let q = (q * c.attn_scale)?;
-        let k = k.squeeze(0)?;
-        let v = v.transpose(0, 1)?.contiguous()?;
+        // The same f16 roundings as the CPU attention, so that both paths give one answer.
+        let q = (round_f16(&q)? * c.attn_scale)?;
+        let k = round_f16(&k.squeeze(0)?)?;
+        let v = round_f16(&v.transpose(0, 1)?.contiguous()?)?;
 
         let (keys, values) = cache.write(il, &k, &v, mask.start)?;
         let n_rep = c.n_rep();
@@ -375,7 +378,7 @@ impl Transformer {
                 .reshape((c.n_head_kv, n_rep * t, n_keys))?,
             None => scores,
         };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = round_f16(&candle_nn::ops::softmax_last_dim(&scores)?)?;
         let out = probs.matmul(&values)?; // [n_kv, n_rep * t, vd]
         let out = out
             .reshape((c.n_head, t, c.value_dim))?
@@ -398,6 +401,11 @@ impl Transformer {
     }
 }
 
+/// Rounds to the nearest f16, keeping f32 (see `attention_cpu.rs` for why).
+fn round_f16(t: &Tensor) -> Result<Tensor> {
+    t.to_dtype(DType::F16)?.to_dtype(DType::F32)
+}
+
 /// What one forward call needs to know about positions, for layers of one kind (global or
 /// sliding-window): rotary tables and, off the CPU, their tensor forms and the mask.
 struct Positions<'a> {
@@ -409,9 +417,9 @@ struct Positions<'a> {
 }
 
 impl<'a> Positions<'a> {
-    fn new(rope: &'a Rope, pos: usize, t: usize, window: Option<usize>, device: &Device) -> Result<Self> {
+    fn new(rope: &'a Rope, pos: usize, t: usize, window: Option<usize>, tensors: bool, device: &Device) -> Result<Self> {
         let cpu = rope.cpu_tables(pos, t);
-        let device = if device.is_cpu() {
+        let device = if !tensors {
             None
         } else {
             let half = cpu.cos.len() / t;

@@ -148,6 +148,6 @@ fn gemma3_logits_match_llama_cpp() {
     for ours in [&one_shot, &incremental] {
         assert_eq!(ours.clear_top1_agree, ours.clear_steps, "{ours:?}");
         assert!(ours.mean_abs_delta < 0.3, "{ours:?}");
-        assert!(ours.max_abs_delta < 2.0, "{ours:?}");
+        assert!(ours.max_abs_delta < 3.0, "{ours:?}");
     }
 }

@@ -1,5 +1,7 @@
 //! Integration tests: one binary, one module per area.
 
 mod common;
+mod fake_gguf;
 mod fidelity;
+mod runtime;
 mod stock_llama;
