@@ -29,7 +29,7 @@ pub struct ModelArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SamplingArgs {
     /// Temperature (0 = greedy).
-    #[arg(long = "temp", default_value_t = 0.8)]
+    #[arg(long = "temp", default_value_t = 0.8, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Top-k (0 = off).
     #[arg(long, default_value_t = 40)]
@@ -67,12 +67,4 @@ impl SamplingArgs {
             seed: self.seed,
         })
     }
-}
-
-/// Sets the CPU thread count before candle's pools start (they read these once).
-pub fn set_threads(n: usize) {
-    let n = n.max(1).to_string();
-    // Called first thing in `main`, before any other thread exists.
-    std::env::set_var("CANDLE_NUM_THREADS", &n);
-    std::env::set_var("RAYON_NUM_THREADS", &n);
 }

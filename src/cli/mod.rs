@@ -4,6 +4,7 @@
 //! 2 bad usage (clap's own code). A closed stdout (`| head`) counts as success.
 
 mod args;
+mod bench;
 mod generate;
 mod info;
 mod load;
@@ -34,18 +35,19 @@ enum Command {
     Tokenize(tokenize::TokenizeArgs),
     /// Describe a model file: architecture, sizes, quantization, tokenizer, template.
     Info(info::InfoArgs),
+    /// Measure prompt and generation throughput (tokens/s), as llama-bench does.
+    Bench(bench::BenchArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    if let Some(n) = cli.model.threads {
-        args::set_threads(n);
-    }
+    pae_local::model::threads::configure(cli.model.threads);
     let result = match cli.command {
         Some(Command::Generate(a)) => generate::run(&cli.model, a),
         Some(Command::Tokenize(a)) => tokenize::run(&cli.model, a),
         Some(Command::Info(a)) => info::run(&cli.model, a),
+        Some(Command::Bench(a)) => bench::run(&cli.model, a),
         None => {
             use clap::CommandFactory;
             let _ = Cli::command().print_help();

@@ -137,11 +137,10 @@ impl GgufHeader {
                 tensor: name.clone(),
                 type_name,
             })?;
+            let impossible = || Error::Format(format!("tensor `{name}` has an impossible shape {dims:?}"));
             let mut elems: u64 = 1;
             for &d in &dims {
-                elems = elems.checked_mul(d).filter(|&e| e <= file_size.saturating_mul(64)).ok_or_else(|| {
-                    Error::Format(format!("tensor `{name}` has an impossible shape {dims:?}"))
-                })?;
+                elems = elems.checked_mul(d).ok_or_else(impossible)?;
             }
             let block = dtype.block_size() as u64;
             if dims[0] % block != 0 {
@@ -150,7 +149,9 @@ impl GgufHeader {
                     dims[0]
                 )));
             }
-            let size_in_bytes = elems / block * dtype.type_size() as u64;
+            let size_in_bytes = (elems / block)
+                .checked_mul(dtype.type_size() as u64)
+                .ok_or_else(impossible)?;
             if offset % alignment != 0 {
                 return Err(Error::Format(format!(
                     "tensor `{name}`: data offset {offset} is not aligned to {alignment}"
@@ -384,7 +385,7 @@ impl<R: Read> Bounded<R> {
 
     fn check_count(&self, count: u64, min_size: u64, what: &str) -> Result<(), Error> {
         if count.saturating_mul(min_size) > self.remaining() {
-            return Err(Error::Format(format!(
+            return Err(Error::Truncated(format!(
                 "{what} {count} at offset {} cannot fit in the {} bytes that remain",
                 self.pos,
                 self.remaining()
@@ -411,7 +412,7 @@ impl<R: Read> Bounded<R> {
         let at = self.pos;
         let len = self.u64(what)?;
         if len > self.remaining() {
-            return Err(Error::Format(format!(
+            return Err(Error::Truncated(format!(
                 "{what}: string of {len} bytes at offset {at}, only {} remain",
                 self.remaining()
             )));

@@ -13,6 +13,7 @@ pub mod kv_cache;
 mod layers;
 mod quant_cpu;
 pub mod source;
+pub mod threads;
 pub mod tokenizer;
 pub mod transformer;
 pub mod weights;
@@ -47,7 +48,7 @@ pub enum Error {
     UnsupportedVersion(u32),
     #[error("malformed GGUF: {0}")]
     Format(String),
-    #[error("truncated GGUF: {0}")]
+    #[error("truncated or corrupt GGUF: {0}")]
     Truncated(String),
     #[error("cannot find `{0}` in the GGUF metadata")]
     MissingKey(String),

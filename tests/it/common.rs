@@ -32,6 +32,7 @@ pub fn model(file: &str) -> Arc<Model> {
     if let Some((_, m)) = guard.iter().find(|(f, _)| f == file) {
         return m.clone();
     }
+    pae_local::model::threads::configure(None);
     let m = Arc::new(Model::load(&model_path(file), LoadOptions::default()).expect("model loads"));
     guard.push((file.to_string(), m.clone()));
     m

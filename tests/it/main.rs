@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area.
 
+mod cli;
 mod common;
 mod fake_gguf;
 mod fidelity;

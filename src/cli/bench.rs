@@ -1,0 +1,192 @@
+//! `pae-local bench`: prompt-processing and generation throughput, in llama-bench's terms, so
+//! the two can be run side by side on the same file.
+
+use std::time::Instant;
+
+use clap::Args;
+use pae_local::model::{Logits, Model};
+
+use super::args::ModelArgs;
+use super::load::load_model;
+use super::printer;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Models to compare [default: --model, or the default model].
+    models: Vec<String>,
+    /// Prompt tokens for the prompt-processing test (0 skips it).
+    #[arg(long = "n-prompt", short = 'p', default_value_t = 512)]
+    n_prompt: usize,
+    /// Tokens for the generation test (0 skips it).
+    #[arg(long = "n-gen", short = 'n', default_value_t = 128)]
+    n_gen: usize,
+    /// Timed repetitions of each test (after one warm-up).
+    #[arg(long, short = 'r', default_value_t = 5)]
+    repetitions: usize,
+    /// Largest number of prompt tokens per forward pass.
+    #[arg(long, default_value_t = 512)]
+    batch: usize,
+    /// Print one JSON array (llama-bench's `-o json` fields where they apply).
+    #[arg(long)]
+    json: bool,
+}
+
+struct Result {
+    model: String,
+    size: u64,
+    params: u64,
+    test: String,
+    n_prompt: usize,
+    n_gen: usize,
+    samples: Vec<f64>,
+}
+
+impl Result {
+    fn mean(&self) -> f64 {
+        self.samples.iter().sum::<f64>() / self.samples.len() as f64
+    }
+
+    fn stddev(&self) -> f64 {
+        let n = self.samples.len();
+        if n < 2 {
+            return 0.0;
+        }
+        let m = self.mean();
+        (self.samples.iter().map(|s| (s - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+    }
+}
+
+/// Deterministic prompt ids spread over the ordinary vocabulary (llama-bench uses random ones).
+fn prompt_ids(m: &Model, n: usize) -> Vec<u32> {
+    let tok = m.tokenizer();
+    let vocab = tok.vocab_size() as u64;
+    let mut ids = Vec::with_capacity(n);
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    while ids.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let id = (x % vocab) as u32;
+        if tok.kind(id) == pae_local::model::TokenKind::Normal {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+fn run_pp(m: &Model, ids: &[u32], batch: usize) -> anyhow::Result<f64> {
+    let mut cache = m.new_cache();
+    let t = Instant::now();
+    for chunk in ids.chunks(batch.max(1)) {
+        m.forward(chunk, &mut cache, Logits::Last)?;
+    }
+    Ok(ids.len() as f64 / t.elapsed().as_secs_f64())
+}
+
+fn run_tg(m: &Model, n: usize, first: u32) -> anyhow::Result<f64> {
+    let mut cache = m.new_cache();
+    let mut tok = first;
+    let t = Instant::now();
+    for _ in 0..n {
+        let logits = m.forward(&[tok], &mut cache, Logits::Last)?.squeeze(0)?.to_vec1::<f32>()?;
+        // Greedy, and never an end token, so every step is a full decode step.
+        tok = pae_local::decode::sampling::argmax(&logits).unwrap_or(first);
+        if m.end_tokens().contains(&tok) {
+            tok = first;
+        }
+    }
+    Ok(n as f64 / t.elapsed().as_secs_f64())
+}
+
+pub fn run(margs: &ModelArgs, args: BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.repetitions > 0, "--repetitions must be at least 1");
+    let specs: Vec<Option<String>> = if args.models.is_empty() {
+        vec![margs.model.clone()]
+    } else {
+        args.models.iter().cloned().map(Some).collect()
+    };
+    let threads = pae_local::model::threads::configure(margs.threads);
+    let mut results = Vec::new();
+    for spec in &specs {
+        let model = load_model(margs, spec.as_deref())?;
+        let name = model
+            .path()
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let info = model.info();
+        let mut tests: Vec<(String, usize, usize)> = Vec::new();
+        if args.n_prompt > 0 {
+            tests.push((format!("pp{}", args.n_prompt), args.n_prompt, 0));
+        }
+        if args.n_gen > 0 {
+            tests.push((format!("tg{}", args.n_gen), 0, args.n_gen));
+        }
+        for (test, n_prompt, n_gen) in tests {
+            let ids = prompt_ids(&model, n_prompt.max(1));
+            let once = |m: &Model| -> anyhow::Result<f64> {
+                if n_prompt > 0 {
+                    run_pp(m, &ids, args.batch)
+                } else {
+                    run_tg(m, n_gen, ids[0])
+                }
+            };
+            once(&model)?; // warm-up
+            let mut samples = Vec::with_capacity(args.repetitions);
+            for _ in 0..args.repetitions {
+                samples.push(once(&model)?);
+            }
+            let r = Result {
+                model: name.clone(),
+                size: info.file_size,
+                params: info.n_params,
+                test,
+                n_prompt,
+                n_gen,
+                samples,
+            };
+            if !args.json && !margs.quiet {
+                eprintln!("{name} {}: {:.2} ± {:.2} tokens/s", r.test, r.mean(), r.stddev());
+            }
+            results.push(r);
+        }
+    }
+    let backend = if specs.is_empty() { "" } else { "CPU" };
+    if args.json {
+        let rows: Vec<serde_json::Value> = results
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "model_filename": r.model,
+                    "model_size": r.size,
+                    "model_n_params": r.params,
+                    "n_threads": threads,
+                    "n_prompt": r.n_prompt,
+                    "n_gen": r.n_gen,
+                    "n_batch": args.batch,
+                    "avg_ts": r.mean(),
+                    "stddev_ts": r.stddev(),
+                    "samples_ts": r.samples,
+                })
+            })
+            .collect();
+        printer::line(&serde_json::to_string_pretty(&rows)?)?;
+        return Ok(());
+    }
+    printer::line("| model | size | params | backend | threads | test | t/s |")?;
+    printer::line("| --- | ---: | ---: | --- | ---: | ---: | ---: |")?;
+    for r in &results {
+        printer::line(&format!(
+            "| {} | {:.2} MiB | {:.2} M | {} | {} | {} | {:.2} ± {:.2} |",
+            r.model,
+            r.size as f64 / (1024.0 * 1024.0),
+            r.params as f64 / 1e6,
+            backend,
+            threads,
+            r.test,
+            r.mean(),
+            r.stddev()
+        ))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! The binary as a user runs it: outputs, exit codes and one-line errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::common::{model_path, reference, repo, temp_dir, write, GEMMA, SMOLLM};
+use crate::fake_gguf::{write_model, RawGguf, Spec};
+
+fn pae(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pae-local"))
+        .args(args)
+        .current_dir(repo())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .expect("binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs and expects a clean failure: exit code 1, one `error:` line naming `needle`.
+fn fails_with(args: &[&str], needle: &str) {
+    let o = pae(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: expected one line, got {err:?}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(err.contains(needle), "{args:?}: `{needle}` not in {err:?}");
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn info_describes_the_default_model() {
+    let o = pae(&["info"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for needle in ["llama", "Q4_1", "8192", "49152", "<|im_start|>", "from the GGUF"] {
+        assert!(out.contains(needle), "`{needle}` missing from:\n{out}");
+    }
+    let o = pae(&["info", "--json", "-m", path_str(&model_path(GEMMA))]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["architecture"], "gemma3");
+    assert_eq!(v["vocab_size"], 262144);
+    assert!(v["chat_template"].as_str().unwrap().contains("built-in"));
+}
+
+#[test]
+fn tokenize_prints_llama_cpp_ids() {
+    let o = pae(&["tokenize", "Hello world"]);
+    assert_eq!(stdout(&o).trim(), "[19556, 905]");
+    let o = pae(&["tokenize", "--json", "<|im_start|>user"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ids"], serde_json::json!([1, 4093]));
+    // Without special parsing the marker is plain text.
+    let o = pae(&["tokenize", "--no-special", "<|im_start|>"]);
+    assert_ne!(stdout(&o).trim(), "[1]");
+}
+
+/// Greedy ids equal llama.cpp's up to its first near-tie (top-2 margin under 0.3).
+fn check_greedy(file: &str, reference_file: &str) {
+    let r = reference(reference_file);
+    for case in &r.greedy {
+        let n = case.greedy_ids.len().to_string();
+        let o = pae(&[
+            "generate", "-m", path_str(&model_path(file)), "--raw", "--greedy", "-n", &n, "--json", "-p", &case.prompt,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["prompt_tokens"], case.prompt_ids.len());
+        let ours: Vec<u32> = serde_json::from_value(v["tokens"].clone()).unwrap();
+        let ties = case
+            .steps
+            .iter()
+            .position(|s| s.top_logits[0] - s.top_logits[1] < 0.3)
+            .unwrap_or(case.steps.len());
+        assert_eq!(&ours[..ties.min(ours.len())], &case.greedy_ids[..ties.min(ours.len())], "{:?}", case.prompt);
+        assert!(ours.len() >= ties, "stopped early on {:?}", case.prompt);
+    }
+}
+
+#[test]
+fn greedy_generation_reproduces_llama_cpp_smollm2() {
+    check_greedy(SMOLLM, "smollm2-135m-instruct-q4_1.json");
+}
+
+#[test]
+fn greedy_generation_reproduces_llama_cpp_gemma3() {
+    check_greedy(GEMMA, "gemma-3-270m-q4_k_m.json");
+}
+
+#[test]
+fn chat_generation_streams_and_stops_at_end_of_turn() {
+    let o = pae(&[
+        "generate", "--greedy", "--system", "You are a helpful assistant.", "-p", "What is the capital of France?", "-n", "48",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("Paris"), "{out}");
+    assert!(!out.contains("<|im_end|>"));
+    let o = pae(&["generate", "--greedy", "--json", "-p", "Say hi.", "-n", "64", "--stop", "!"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(["end_token", "stop_string"].contains(&v["stop_reason"].as_str().unwrap()), "{v}");
+    for key in ["text", "tokens", "prompt_tokens", "timings"] {
+        assert!(v.get(key).is_some(), "{key} missing from {v}");
+    }
+    assert!(v["timings"]["decode_tokens_per_sec"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn bench_reports_both_tests() {
+    let o = pae(&["bench", "-p", "16", "-n", "4", "-r", "1", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r["avg_ts"].as_f64().unwrap() > 0.0));
+}
+
+#[test]
+fn bad_files_are_one_line_errors() {
+    let dir = temp_dir();
+    let d = dir.path();
+    fails_with(&["info", "-m", path_str(&d.join("missing.gguf"))], "cannot open");
+    fails_with(&["info", "-m", path_str(d)], "is a directory");
+    fails_with(&["info", "-m", path_str(&write(d, "text.gguf", b"hello, not a model"))], "not a GGUF file");
+    let real = std::fs::read(model_path(SMOLLM)).unwrap();
+    fails_with(&["generate", "-p", "x", "-m", path_str(&write(d, "cut.gguf", &real[..4096]))], "truncated");
+    fails_with(&["generate", "-p", "x", "-m", path_str(&write(d, "cut2.gguf", &real[..real.len() / 2]))], "truncated");
+    let mut huge_string = RawGguf::header(3, 0, 1);
+    huge_string.str("general.architecture").u32(8).u64(1 << 60);
+    fails_with(&["info", "-m", path_str(&write(d, "s.gguf", &huge_string.bytes))], "only");
+    let mut huge_array = RawGguf::header(3, 0, 1);
+    huge_array.str("tokenizer.ggml.tokens").u32(9).u32(8).u64(u64::MAX / 2);
+    fails_with(&["info", "-m", path_str(&write(d, "a.gguf", &huge_array.bytes))], "cannot fit");
+    let mut many = RawGguf::header(3, u64::MAX, u64::MAX);
+    many.u64(0);
+    fails_with(&["info", "-m", path_str(&write(d, "n.gguf", &many.bytes))], "cannot fit");
+    let mut arch = RawGguf::header(3, 0, 1);
+    arch.kv_str("general.architecture", "mamba");
+    fails_with(&["info", "-m", path_str(&write(d, "arch.gguf", &arch.bytes))], "`mamba` is not supported");
+    let mut iq = RawGguf::header(3, 1, 1);
+    iq.kv_str("general.architecture", "llama").tensor("blk.0.attn_q.weight", &[256, 4], 16, 0).data(256);
+    fails_with(&["info", "-m", path_str(&write(d, "iq.gguf", &iq.bytes))], "IQ2_XXS");
+    let mut past_end = RawGguf::header(3, 1, 1);
+    past_end.kv_str("general.architecture", "llama").tensor("token_embd.weight", &[64, 1000], 0, 0).data(16);
+    fails_with(&["info", "-m", path_str(&write(d, "end.gguf", &past_end.bytes))], "needs 256000 bytes");
+}
+
+#[test]
+fn bad_settings_are_one_line_errors() {
+    let dir = temp_dir();
+    let failing = Spec { chat_template: Some("{{ raise_exception('roles must alternate') }}"), ..Spec::new("qwen2") };
+    let m = write_model(&dir.path().join("t.gguf"), &failing);
+    fails_with(&["generate", "-m", path_str(&m), "-p", "hi"], "roles must alternate");
+    let bad_syntax = Spec { chat_template: Some("{% for m in messages %}\n{{ m.content }\n{% endfor %}"), ..Spec::new("qwen2") };
+    let m = write_model(&dir.path().join("s.gguf"), &bad_syntax);
+    fails_with(&["generate", "-m", path_str(&m), "-p", "hi"], "line 2");
+    fails_with(&["generate", "--ctx", "100000", "-p", "hi"], "exceeds the model's limit of 8192");
+    let long = "word ".repeat(200);
+    fails_with(&["generate", "--ctx", "64", "--raw", "-p", &long], "leaves no room in the context of 64");
+    fails_with(&["generate", "--temp", "-1", "-p", "hi"], "--temp must be at least 0");
+    fails_with(&["generate", "--device", "cuda", "-p", "hi"], "CUDA");
+    fails_with(&["info", "-m", "no-such-model"], "known: smollm2-135m-instruct");
+    fails_with(&["info", "-m", "hf:nobody/nothing/missing.gguf"], "HF_HUB_OFFLINE");
+    let o = pae(&["generate", "--device", "gpu7", "-p", "x"]);
+    assert_eq!(o.status.code(), Some(2), "clap usage errors exit 2");
+}
