@@ -1,3 +1,4 @@
 //! pae-local: an offline plan-and-execute agent runtime.
+pub mod agent;
 pub mod decode;
 pub mod model;

@@ -5,11 +5,16 @@
 
 mod args;
 mod bench;
+mod console;
 mod generate;
 mod info;
 mod load;
+mod plan;
 mod printer;
+mod review;
+mod run;
 mod tokenize;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -27,6 +32,13 @@ pub struct Cli {
     model: ModelArgs,
 }
 
+/// `run`'s arguments at their defaults, for the interactive session.
+#[derive(Debug, Parser)]
+struct Defaults {
+    #[command(flatten)]
+    run: run::RunArgs,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Generate text from a prompt (through the model's chat template unless --raw).
@@ -37,6 +49,10 @@ enum Command {
     Info(info::InfoArgs),
     /// Measure prompt and generation throughput (tokens/s), as llama-bench does.
     Bench(bench::BenchArgs),
+    /// Run the planner alone and print its plan.
+    Plan(plan::PlanArgs),
+    /// Plan and execute an objective with tools (interactive without an objective).
+    Run(Box<run::RunArgs>),
 }
 
 pub fn main() -> ExitCode {
@@ -48,11 +64,13 @@ pub fn main() -> ExitCode {
         Some(Command::Tokenize(a)) => tokenize::run(&cli.model, a),
         Some(Command::Info(a)) => info::run(&cli.model, a),
         Some(Command::Bench(a)) => bench::run(&cli.model, a),
-        None => {
-            use clap::CommandFactory;
-            let _ = Cli::command().print_help();
-            Ok(())
-        }
+        Some(Command::Plan(a)) => plan::run(&cli.model, a),
+        Some(Command::Run(a)) => run::run(&cli.model, *a),
+        // No subcommand: an interactive session with the default settings.
+        None => match Defaults::try_parse_from(["pae-local"]) {
+            Ok(d) => run::run(&cli.model, d.run),
+            Err(e) => Err(e.into()),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -32,9 +32,26 @@ impl Grammar {
         match self {
             Self::Lark(s) => TopLevelGrammar::from_lark(s.clone()),
             Self::Regex(r) => TopLevelGrammar::from_regex(r),
-            Self::JsonSchema(v) => TopLevelGrammar::from_json_schema(v.clone()),
+            Self::JsonSchema(v) => TopLevelGrammar::from_json_schema(compact_json(v.clone())),
         }
     }
+
+    /// A JSON schema grammar whose output is laid out as `json.dumps` would.
+    pub fn json_schema(schema: serde_json::Value) -> Self {
+        Self::JsonSchema(schema)
+    }
+}
+
+/// Asks llguidance for JSON laid out as Python's `json.dumps` writes it (`", "`, `": "`, no
+/// other whitespace), unless the schema says otherwise in its own `x-guidance`. Flexible
+/// whitespace lets a small model wander through newlines and spaces for dozens of tokens.
+pub fn compact_json(mut schema: serde_json::Value) -> serde_json::Value {
+    if let Some(obj) = schema.as_object_mut() {
+        obj.entry("x-guidance").or_insert_with(|| {
+            serde_json::json!({"whitespace_flexible": false, "item_separator": ", ", "key_separator": ": "})
+        });
+    }
+    schema
 }
 
 /// Our tokenizer as llguidance sees it.

@@ -79,7 +79,7 @@ impl ChatTemplate {
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
-        env.add_filter("tojson", tojson);
+        env.add_filter("tojson", tojson_filter);
         env.add_template_owned("chat", source.to_string())
             .map_err(template_error)?;
         Ok(Self {
@@ -149,8 +149,9 @@ fn strftime_now(format: String) -> String {
 }
 
 /// `tojson` as transformers defines it: `json.dumps(x, ensure_ascii=False, indent=indent,
-/// separators=separators, sort_keys=sort_keys)`.
-fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, minijinja::Error> {
+/// separators=separators, sort_keys=sort_keys)`. Public so that other template sets (the
+/// agent's) serialize the same way.
+pub fn tojson_filter(value: Value, kwargs: Kwargs) -> Result<Value, minijinja::Error> {
     let indent: Option<usize> = kwargs.get("indent")?;
     let ensure_ascii: Option<bool> = kwargs.get("ensure_ascii")?;
     let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
@@ -183,27 +184,16 @@ fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, minijinja::Error> {
 }
 
 /// Python's `json.dumps` layout.
-pub(crate) struct PyJson {
-    pub indent: Option<usize>,
-    pub ensure_ascii: bool,
-    pub sort_keys: bool,
-    pub item_sep: String,
-    pub key_sep: String,
+struct PyJson {
+    indent: Option<usize>,
+    ensure_ascii: bool,
+    sort_keys: bool,
+    item_sep: String,
+    key_sep: String,
 }
 
 impl PyJson {
-    /// `json.dumps(v)` with default arguments.
-    pub fn compact() -> Self {
-        Self {
-            indent: None,
-            ensure_ascii: false,
-            sort_keys: false,
-            item_sep: ", ".into(),
-            key_sep: ": ".into(),
-        }
-    }
-
-    pub fn write(&self, v: &serde_json::Value, depth: usize, out: &mut String) {
+    fn write(&self, v: &serde_json::Value, depth: usize, out: &mut String) {
         use serde_json::Value as J;
         match v {
             J::Null => out.push_str("null"),

@@ -1,8 +1,11 @@
 //! Integration tests: one binary, one module per area.
 
+mod agent_flow;
 mod cli;
 mod common;
 mod fake_gguf;
 mod fidelity;
+mod fixture;
+mod grammar;
 mod runtime;
 mod stock_llama;

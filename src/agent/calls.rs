@@ -1,0 +1,115 @@
+//! Model calls as the runner makes them: budget checks, a thread of their own, streamed text
+//! and a trace event per call, token accounting per model.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use super::budget::Budgets;
+use super::events::{Budget, Event, Observer};
+use super::llm::{Llm, LlmRequest, LlmResponse};
+use super::Error;
+
+/// Why a run stops early.
+#[derive(Debug)]
+pub(crate) enum Halt {
+    Budget(Budget),
+    Error(Error),
+}
+
+impl From<Error> for Halt {
+    fn from(e: Error) -> Self {
+        Self::Error(e)
+    }
+}
+
+/// Tokens one model spent.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ModelUsage {
+    pub calls: usize,
+    pub prompt_tokens: usize,
+    /// Prompt tokens served from the KV cache instead of recomputed.
+    pub reused_tokens: usize,
+    pub generated_tokens: usize,
+    pub forced_tokens: usize,
+    pub secs: f64,
+}
+
+/// Per-model usage, keyed by model name and role (`planner`, `executor`).
+pub type Usage = BTreeMap<String, ModelUsage>;
+
+/// Makes model calls for one run.
+#[derive(Clone)]
+pub(crate) struct Caller {
+    pub observer: Arc<dyn Observer>,
+    pub budgets: Arc<Mutex<Budgets>>,
+    pub usage: Arc<Mutex<Usage>>,
+    /// The last observation that was not an error, even from a step still running: what a
+    /// run cut short by a budget can still offer.
+    pub last_observation: Arc<Mutex<Option<String>>>,
+}
+
+impl Caller {
+    /// Calls `llm` (as `role`) off the async threads, unless a budget is spent.
+    pub async fn call(&self, llm: &Arc<dyn Llm>, role: &str, mut req: LlmRequest) -> Result<LlmResponse, Halt> {
+        {
+            let b = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(spent) = b.exhausted() {
+                return Err(Halt::Budget(spent));
+            }
+            req.max_tokens = b.tokens_for_call(req.max_tokens);
+            if req.max_tokens == 0 {
+                return Err(Halt::Budget(Budget::Tokens));
+            }
+        }
+        let llm2 = llm.clone();
+        let observer = self.observer.clone();
+        let purpose = req.purpose;
+        let req2 = req.clone();
+        let resp = tokio::task::spawn_blocking(move || {
+            llm2.complete(&req2, &mut |text| {
+                observer.on_event(&Event::Text {
+                    purpose,
+                    text: text.to_string(),
+                })
+            })
+        })
+        .await
+        .map_err(|e| Halt::Error(Error::Llm(format!("the model thread failed: {e}"))))??;
+        {
+            let mut b = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+            b.tokens += resp.stats.generated_tokens;
+            let mut u = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = u.entry(format!("{role}:{}", llm.name())).or_default();
+            entry.calls += 1;
+            entry.prompt_tokens += resp.stats.prompt_tokens;
+            entry.reused_tokens += resp.stats.reused_tokens;
+            entry.generated_tokens += resp.stats.generated_tokens;
+            entry.forced_tokens += resp.stats.forced_tokens;
+            entry.secs += resp.stats.total_secs;
+        }
+        self.observer.on_event(&Event::LlmCall {
+            purpose,
+            model: llm.name().to_string(),
+            stats: resp.stats.clone(),
+            output: resp.text.clone(),
+        });
+        // A reply cut by the token budget cannot be parsed: that is the budget's doing.
+        if resp.stats.stop_reason == "max_tokens" {
+            let b = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+            if b.limits.max_tokens.is_some_and(|m| b.tokens >= m) {
+                return Err(Halt::Budget(Budget::Tokens));
+            }
+        }
+        Ok(resp)
+    }
+
+    pub fn emit(&self, e: Event) {
+        self.observer.on_event(&e);
+    }
+
+    pub fn budgets(&self) -> std::sync::MutexGuard<'_, Budgets> {
+        self.budgets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

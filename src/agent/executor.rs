@@ -1,0 +1,322 @@
+//! The executor: carries out one plan step with tools, by grammar, with retries.
+//!
+//! ReAct (default): `Thought / Action / Action Input`, the runtime runs the tool and appends
+//! `Observation: …`, until `Final Answer`. Direct: one JSON tool call, no thought; its
+//! observation is the step's result. A tool error, a timeout or the iteration cap fails the
+//! attempt; the step is retried with the failure in the prompt, up to the retry limit.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::decode::SamplingParams;
+
+use super::calls::{Caller, Halt};
+use super::events::{Event, StepStatus};
+use super::grammars::{self, Limits};
+use super::llm::{Llm, LlmRequest, Purpose};
+use super::parse::{self, ReactStep};
+use super::prompt::{ActionView, PromptContext};
+use super::templates::Templates;
+use super::tools::Registry;
+
+/// How steps are carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutorKind {
+    /// Thought / Action / Observation rounds until a final answer.
+    #[default]
+    React,
+    /// One tool call with JSON arguments, no thought (faster, for simple steps).
+    Direct,
+}
+
+/// One tool call and its observation.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionRecord {
+    pub thought: String,
+    pub tool: String,
+    pub input: Value,
+    pub observation: String,
+    pub error: bool,
+    pub truncated: bool,
+    /// How long the tool took.
+    pub elapsed_secs: f64,
+}
+
+/// One try at a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    pub actions: Vec<ActionRecord>,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+}
+
+/// A finished (or abandoned) step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// 1-based position among the steps run.
+    pub index: usize,
+    pub step: String,
+    pub status: StepStatus,
+    pub result: String,
+    pub attempts: Vec<AttemptRecord>,
+}
+
+impl StepRecord {
+    /// Every action of every attempt.
+    pub fn actions(&self) -> impl Iterator<Item = &ActionRecord> {
+        self.attempts.iter().flat_map(|a| a.actions.iter())
+    }
+}
+
+/// Executor settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutorConfig {
+    pub kind: ExecutorKind,
+    pub limits: Limits,
+    /// Thought/Action rounds per attempt.
+    pub max_iterations: usize,
+    /// Extra attempts after a failure.
+    pub retries: usize,
+    pub sampling: SamplingParams,
+    /// Observations longer than this many tokens are cut, with a note.
+    pub observation_tokens: usize,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            kind: ExecutorKind::React,
+            limits: Limits::default(),
+            max_iterations: 4,
+            retries: 2,
+            sampling: SamplingParams::greedy(),
+            observation_tokens: 256,
+        }
+    }
+}
+
+/// What executing a step needs from the runner.
+pub(crate) struct StepEnv<'a> {
+    pub caller: &'a Caller,
+    pub llm: &'a Arc<dyn Llm>,
+    pub templates: &'a Templates,
+    pub registry: &'a Registry,
+    pub config: &'a ExecutorConfig,
+    pub count_tokens: &'a (dyn Fn(&str) -> usize + Send + Sync),
+}
+
+enum Outcome {
+    Done(String),
+    Failed(String),
+}
+
+/// Runs step `index` (`ctx` carries the objective, tools, plan and earlier results).
+pub(crate) async fn execute_step(env: &StepEnv<'_>, ctx: &PromptContext, index: usize, step: &str) -> Result<StepRecord, Halt> {
+    let mut attempts = Vec::new();
+    let mut failure = String::new();
+    for attempt in 0..=env.config.retries {
+        env.caller.emit(Event::StepStart {
+            index,
+            step: step.to_string(),
+            attempt: attempt + 1,
+        });
+        let mut ctx = ctx.clone();
+        ctx.step = step.to_string();
+        ctx.failure = failure.clone();
+        let mut actions = Vec::new();
+        let outcome = match env.config.kind {
+            ExecutorKind::React => react(env, &ctx, index, &mut actions).await?,
+            ExecutorKind::Direct => direct(env, &ctx, index, &mut actions).await?,
+        };
+        match outcome {
+            Outcome::Done(result) => {
+                attempts.push(AttemptRecord { actions, failure: None });
+                return Ok(StepRecord {
+                    index,
+                    step: step.to_string(),
+                    status: StepStatus::Done,
+                    result,
+                    attempts,
+                });
+            }
+            Outcome::Failed(reason) => {
+                attempts.push(AttemptRecord {
+                    actions,
+                    failure: Some(reason.clone()),
+                });
+                if attempt < env.config.retries {
+                    env.caller.emit(Event::Retry {
+                        index,
+                        attempt: attempt + 2,
+                        reason: reason.clone(),
+                    });
+                }
+                failure = reason;
+            }
+        }
+    }
+    Ok(StepRecord {
+        index,
+        step: step.to_string(),
+        status: StepStatus::Failed,
+        result: failure,
+        attempts,
+    })
+}
+
+/// The single-line results a final answer may quote verbatim: this attempt's observations
+/// and earlier steps' results.
+fn choices(ctx: &PromptContext, actions: &[ActionRecord], limits: &Limits) -> Vec<String> {
+    let obs = actions.iter().rev().filter(|a| !a.error).map(|a| a.observation.as_str());
+    let past = ctx.past_steps.iter().rev().map(|s| s.result.as_str());
+    grammars::answer_choices(obs.chain(past), limits)
+}
+
+async fn react(env: &StepEnv<'_>, ctx: &PromptContext, index: usize, actions: &mut Vec<ActionRecord>) -> Result<Outcome, Halt> {
+    let specs = env.registry.specs();
+    let messages = ctx.messages(env.templates, "executor.jinja")?;
+    let mut scratchpad = String::new();
+    for _ in 0..env.config.max_iterations.max(1) {
+        let grammar = grammars::executor(env.templates, &specs, &env.config.limits, &choices(ctx, actions, &env.config.limits))?;
+        let req = LlmRequest {
+            purpose: Purpose::Execute,
+            messages: messages.clone(),
+            assistant_prefix: scratchpad.clone(),
+            grammar: Some(grammar),
+            sampling: env.config.sampling.clone(),
+            max_tokens: 768,
+        };
+        let resp = env.caller.call(env.llm, "executor", req).await?;
+        match parse::react(&resp.text, &specs) {
+            Err(e) => return Ok(Outcome::Failed(format!("the step's output did not parse: {e}"))),
+            Ok(ReactStep::FinalAnswer { answer, .. }) => return Ok(Outcome::Done(answer)),
+            Ok(ReactStep::Action { thought, call }) => {
+                let record = run_tool(env, index, thought, call.tool, call.input).await?;
+                scratchpad.push_str(&resp.text);
+                if !scratchpad.ends_with('\n') {
+                    scratchpad.push('\n');
+                }
+                scratchpad.push_str(&format!("Observation: {}\n", record.observation));
+                let failed = record.error.then(|| record.observation.clone());
+                actions.push(record);
+                if let Some(reason) = failed {
+                    return Ok(Outcome::Failed(reason));
+                }
+            }
+        }
+    }
+    Ok(Outcome::Failed(format!(
+        "no final answer after {} Thought/Action rounds",
+        env.config.max_iterations.max(1)
+    )))
+}
+
+async fn direct(env: &StepEnv<'_>, ctx: &PromptContext, index: usize, actions: &mut Vec<ActionRecord>) -> Result<Outcome, Halt> {
+    let specs = env.registry.specs();
+    let req = LlmRequest {
+        purpose: Purpose::Execute,
+        messages: ctx.messages(env.templates, "executor.jinja")?,
+        assistant_prefix: String::new(),
+        grammar: Some(grammars::direct(env.templates, &specs)?),
+        sampling: env.config.sampling.clone(),
+        max_tokens: 512,
+    };
+    let resp = env.caller.call(env.llm, "executor", req).await?;
+    let call = match parse::direct(&resp.text, &specs) {
+        Ok(c) => c,
+        Err(e) => return Ok(Outcome::Failed(format!("the tool call did not parse: {e}"))),
+    };
+    let record = run_tool(env, index, String::new(), call.tool, call.input).await?;
+    let outcome = if record.error {
+        Outcome::Failed(record.observation.clone())
+    } else {
+        Outcome::Done(record.observation.clone())
+    };
+    actions.push(record);
+    Ok(outcome)
+}
+
+async fn run_tool(env: &StepEnv<'_>, index: usize, thought: String, tool: String, input: Value) -> Result<ActionRecord, Halt> {
+    env.caller.emit(Event::Action {
+        step: index,
+        thought: thought.clone(),
+        tool: tool.clone(),
+        input: input.clone(),
+    });
+    let time_left = env.caller.budgets().time_left();
+    let obs = match time_left {
+        Some(left) => match tokio::time::timeout(left, env.registry.call(&tool, &input)).await {
+            Ok(o) => o,
+            Err(_) => {
+                let spent = env.caller.budgets().exhausted();
+                return Err(Halt::Budget(spent.unwrap_or(super::events::Budget::Time)));
+            }
+        },
+        None => env.registry.call(&tool, &input).await,
+    };
+    let (text, truncated) = truncate(&obs.text, env.config.observation_tokens, env.count_tokens);
+    if !obs.error {
+        *env.caller.last_observation.lock().unwrap_or_else(|e| e.into_inner()) = Some(text.clone());
+    }
+    env.caller.emit(Event::Observation {
+        step: index,
+        tool: tool.clone(),
+        text: text.clone(),
+        error: obs.error,
+        truncated,
+        elapsed_secs: obs.elapsed_secs,
+    });
+    Ok(ActionRecord {
+        thought,
+        tool,
+        input,
+        observation: text,
+        error: obs.error,
+        truncated,
+        elapsed_secs: obs.elapsed_secs,
+    })
+}
+
+/// Cuts `text` to at most `cap` tokens, saying so.
+pub fn truncate(text: &str, cap: usize, count: &(dyn Fn(&str) -> usize + Send + Sync)) -> (String, bool) {
+    let total = count(text);
+    if total <= cap {
+        return (text.to_string(), false);
+    }
+    // The longest prefix (on a character boundary) that fits, by bisection.
+    let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
+    let (mut lo, mut hi) = (0usize, bounds.len() - 1);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if count(&text[..bounds[mid]]) <= cap {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    let kept = &text[..bounds[lo]];
+    (
+        format!("{kept}\n[observation truncated: {} of {total} tokens shown]", count(kept)),
+        true,
+    )
+}
+
+/// How earlier steps look to later prompts.
+pub(crate) fn past_step(record: &StepRecord) -> super::prompt::PastStep {
+    super::prompt::PastStep {
+        step: record.step.clone(),
+        result: record.result.clone(),
+        actions: record
+            .actions()
+            .map(|a| ActionView {
+                tool: a.tool.clone(),
+                input: a.input.clone(),
+                observation: a.observation.clone(),
+                error: a.error,
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,126 @@
+//! The grammars that make the agent's model outputs parse, rendered from `templates/grammars`.
+
+use serde::Serialize;
+
+use crate::decode::constraint::compact_json;
+use crate::decode::Grammar;
+
+use super::templates::Templates;
+use super::tools::ToolSpec;
+use super::Error;
+
+/// Bounds the grammars put on free text; every piece of text a model writes has a maximum
+/// length, so no output can run on forever.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Limits {
+    /// Most steps a plan may have.
+    pub max_steps: usize,
+    /// Longest plan step, in characters.
+    pub max_step_chars: usize,
+    /// Longest thought, in characters.
+    pub max_thought_chars: usize,
+    /// Longest free-text final answer, in characters.
+    pub max_answer_chars: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_steps: 5,
+            max_step_chars: 100,
+            max_thought_chars: 120,
+            max_answer_chars: 200,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Context<'a> {
+    tools: Vec<ToolSpec>,
+    max_steps: usize,
+    max_step_chars: usize,
+    max_thought_chars: usize,
+    max_answer_chars: usize,
+    answer_choices: &'a [String],
+    can_continue: bool,
+    candidates: Vec<Vec<String>>,
+}
+
+fn context<'a>(tools: &[ToolSpec], limits: &Limits, answer_choices: &'a [String]) -> Context<'a> {
+    Context {
+        // Tool inputs are written as compact JSON (see `compact_json`).
+        tools: tools
+            .iter()
+            .map(|t| ToolSpec {
+                input_schema: compact_json(t.input_schema.clone()),
+                ..t.clone()
+            })
+            .collect(),
+        max_steps: limits.max_steps.max(1),
+        max_step_chars: limits.max_step_chars.max(1),
+        max_thought_chars: limits.max_thought_chars.max(1),
+        max_answer_chars: limits.max_answer_chars.max(1),
+        answer_choices,
+        can_continue: true,
+        candidates: Vec::new(),
+    }
+}
+
+/// Keeps the answer choices a grammar can offer: single lines, short enough, not empty.
+pub fn answer_choices<'a>(candidates: impl IntoIterator<Item = &'a str>, limits: &Limits) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in candidates {
+        let c = c.trim();
+        if !c.is_empty() && !c.contains('\n') && c.chars().count() <= limits.max_answer_chars && !out.iter().any(|o| o == c) {
+            out.push(c.to_string());
+        }
+    }
+    out
+}
+
+/// A numbered plan.
+pub fn plan(t: &Templates, limits: &Limits) -> Result<Grammar, Error> {
+    Ok(Grammar::Lark(t.render("grammars/plan.lark.j2", context(&[], limits, &[]))?))
+}
+
+/// `{"steps": [...]}` by JSON schema.
+pub fn plan_json(t: &Templates, limits: &Limits) -> Result<Grammar, Error> {
+    let text = t.render("grammars/plan.schema.json.j2", context(&[], limits, &[]))?;
+    let schema = serde_json::from_str(&text)
+        .map_err(|e| Error::Template(format!("grammars/plan.schema.json.j2 does not render JSON: {e}")))?;
+    Ok(Grammar::JsonSchema(schema))
+}
+
+/// One ReAct step over `tools`.
+pub fn executor(t: &Templates, tools: &[ToolSpec], limits: &Limits, answer_choices: &[String]) -> Result<Grammar, Error> {
+    if tools.is_empty() {
+        return Err(Error::Template("the executor needs at least one tool".into()));
+    }
+    Ok(Grammar::Lark(t.render("grammars/executor.lark.j2", context(tools, limits, answer_choices))?))
+}
+
+/// The replanner's decision; `continue` is offered only when `can_continue` (steps remain).
+pub fn replan(t: &Templates, limits: &Limits, answer_choices: &[String], can_continue: bool) -> Result<Grammar, Error> {
+    let ctx = Context {
+        can_continue,
+        ..context(&[], limits, answer_choices)
+    };
+    Ok(Grammar::Lark(t.render("grammars/replan.lark.j2", ctx)?))
+}
+
+/// The judge's pick among `candidates` plans.
+pub fn judge(t: &Templates, candidates: &[Vec<String>]) -> Result<Grammar, Error> {
+    let ctx = Context {
+        candidates: candidates.to_vec(),
+        ..context(&[], &Limits::default(), &[])
+    };
+    Ok(Grammar::Lark(t.render("grammars/judge.lark.j2", ctx)?))
+}
+
+/// One direct tool call as JSON.
+pub fn direct(t: &Templates, tools: &[ToolSpec]) -> Result<Grammar, Error> {
+    if tools.is_empty() {
+        return Err(Error::Template("the direct executor needs at least one tool".into()));
+    }
+    Ok(Grammar::Lark(t.render("grammars/direct.lark.j2", context(tools, &Limits::default(), &[]))?))
+}

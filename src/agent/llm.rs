@@ -1,0 +1,136 @@
+//! The agent's view of a model: messages (and an assistant prefix to continue) in, text out.
+//!
+//! [`Llm`] is what the planner, executor and replanner call; [`LocalLlm`] runs a GGUF model
+//! in-process, and tests script a fake one. Calls are blocking: the runner makes them on
+//! threads of their own, never on the async tool runtime.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::decode::{Engine, GenerateRequest, Grammar, SamplingParams, Session};
+use crate::model::Message;
+
+use super::Error;
+
+/// Which part of the agent a call serves (for traces and scripted models).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    Plan,
+    Execute,
+    Replan,
+    Judge,
+}
+
+/// One request to a model.
+#[derive(Debug, Clone)]
+pub struct LlmRequest {
+    pub purpose: Purpose,
+    pub messages: Vec<Message>,
+    /// Text the reply starts with, already written (the ReAct scratchpad so far); the model
+    /// continues it and the response holds only the continuation.
+    pub assistant_prefix: String,
+    pub grammar: Option<Grammar>,
+    pub sampling: SamplingParams,
+    pub max_tokens: usize,
+}
+
+/// Token counts and timings of one call.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CallStats {
+    pub prompt_tokens: usize,
+    /// Prompt tokens found in the session's cache and not recomputed.
+    pub reused_tokens: usize,
+    pub generated_tokens: usize,
+    /// Generated tokens forced by the grammar (fed without sampling).
+    pub forced_tokens: usize,
+    pub prefill_secs: f64,
+    pub decode_secs: f64,
+    pub total_secs: f64,
+    pub stop_reason: String,
+}
+
+/// A model's reply.
+#[derive(Debug, Clone)]
+pub struct LlmResponse {
+    pub text: String,
+    pub stats: CallStats,
+}
+
+/// A language model the agent can call.
+pub trait Llm: Send + Sync {
+    /// A short name for traces (the model file).
+    fn name(&self) -> &str;
+
+    /// Completes `req`, calling `on_text` as text is produced.
+    fn complete(&self, req: &LlmRequest, on_text: &mut dyn FnMut(&str)) -> Result<LlmResponse, Error>;
+}
+
+/// A GGUF model run in-process, with a session of its own.
+///
+/// Several `LocalLlm`s can share one [`Engine`] (one loaded model): each keeps its own KV
+/// cache, so the planner's and the executor's prompt prefixes are both reused.
+pub struct LocalLlm {
+    engine: Arc<Engine>,
+    session: Mutex<Session>,
+    name: String,
+}
+
+impl LocalLlm {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        let session = engine.session();
+        let name = engine
+            .model()
+            .path()
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into());
+        Self {
+            engine,
+            session: Mutex::new(session),
+            name,
+        }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+}
+
+impl Llm for LocalLlm {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn complete(&self, req: &LlmRequest, on_text: &mut dyn FnMut(&str)) -> Result<LlmResponse, Error> {
+        let t0 = Instant::now();
+        let model = self.engine.model();
+        let mut text = model.render_chat(&req.messages, true)?;
+        text.push_str(&req.assistant_prefix);
+        let prompt = model.encode_prompt(&text)?;
+        let gen_req = GenerateRequest {
+            max_tokens: req.max_tokens,
+            sampling: req.sampling.clone(),
+            stop_strings: model.template().stop_strings(),
+            grammar: req.grammar.clone(),
+        };
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let gen = self.engine.generate(&mut session, &prompt, &gen_req, on_text)?;
+        let s = &gen.stats;
+        Ok(LlmResponse {
+            stats: CallStats {
+                prompt_tokens: s.prompt_tokens,
+                reused_tokens: s.reused_tokens,
+                generated_tokens: s.generated_tokens,
+                forced_tokens: s.forced_tokens,
+                prefill_secs: s.prefill_secs,
+                decode_secs: s.decode_secs,
+                total_secs: t0.elapsed().as_secs_f64(),
+                stop_reason: gen.stop_reason.as_str().to_string(),
+            },
+            text: gen.text,
+        })
+    }
+}

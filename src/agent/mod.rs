@@ -1,0 +1,42 @@
+//! The plan-and-execute agent: planner, executor, replanner, tools and traces.
+//!
+//! [`Agent`] runs the loop; it talks to models through the [`llm::Llm`] trait (a GGUF model
+//! in-process, or a scripted fake in tests) and to tools through [`tools::Registry`].
+
+pub mod budget;
+mod calls;
+pub mod events;
+pub mod executor;
+pub mod grammars;
+pub mod llm;
+pub mod parse;
+pub mod plan_choice;
+pub mod planner;
+pub mod prompt;
+mod replanner;
+pub mod runner;
+pub mod supervisor;
+pub mod templates;
+pub mod tools;
+pub mod trace;
+
+pub use calls::{ModelUsage, Usage};
+pub use runner::{Agent, AgentBuilder, AgentConfig, RunReport};
+
+/// Errors of the agent layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("template {0}")]
+    Template(String),
+    #[error("unparseable model output: {0}")]
+    Parse(String),
+    #[error("model call: {0}")]
+    Llm(String),
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Decode(#[from] crate::decode::Error),
+    #[error(transparent)]
+    Model(#[from] crate::model::Error),
+}

@@ -1,0 +1,206 @@
+//! Strict parsers for what the agent's grammars let models write.
+//!
+//! The grammars make these parses succeed; the parsers still check everything (numbering,
+//! lengths, tool names, JSON) so that a grammar edited by a user, or a scripted model in a test,
+//! cannot slip a malformed output past the runtime.
+
+use serde_json::Value;
+
+use super::tools::ToolSpec;
+use super::Error;
+
+/// `1. step\n2. step\n…` → the steps.
+pub fn plan(text: &str, max_steps: usize) -> Result<Vec<String>, Error> {
+    let mut steps = Vec::new();
+    for (i, line) in text.trim_end_matches('\n').split('\n').enumerate() {
+        let want = format!("{}. ", i + 1);
+        let step = line
+            .strip_prefix(&want)
+            .ok_or_else(|| Error::Parse(format!("plan line {} does not start with `{want}`: {line:?}", i + 1)))?;
+        if step.trim().is_empty() {
+            return Err(Error::Parse(format!("plan step {} is empty", i + 1)));
+        }
+        steps.push(step.trim().to_string());
+    }
+    if steps.is_empty() || text.trim().is_empty() {
+        return Err(Error::Parse("the plan has no steps".into()));
+    }
+    if steps.len() > max_steps {
+        return Err(Error::Parse(format!("the plan has {} steps, more than {max_steps}", steps.len())));
+    }
+    Ok(steps)
+}
+
+/// `{"steps": [...]}` → the steps.
+pub fn plan_json(text: &str, max_steps: usize) -> Result<Vec<String>, Error> {
+    let v: Value = serde_json::from_str(text).map_err(|e| Error::Parse(format!("plan is not JSON: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| Error::Parse("plan is not a JSON object".into()))?;
+    if obj.len() != 1 {
+        return Err(Error::Parse("plan object must have exactly the key `steps`".into()));
+    }
+    let arr = obj
+        .get("steps")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::Parse("plan has no `steps` array".into()))?;
+    let steps = arr
+        .iter()
+        .map(|s| match s.as_str() {
+            Some(s) if !s.trim().is_empty() && !s.contains('\n') => Ok(s.trim().to_string()),
+            _ => Err(Error::Parse(format!("plan step {s} is not a one-line string"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if steps.is_empty() || steps.len() > max_steps {
+        return Err(Error::Parse(format!("the plan has {} steps (1 to {max_steps} allowed)", steps.len())));
+    }
+    Ok(steps)
+}
+
+/// A tool call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    pub tool: String,
+    pub input: Value,
+}
+
+/// What one ReAct step wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReactStep {
+    Action { thought: String, call: ToolCall },
+    FinalAnswer { thought: String, answer: String },
+}
+
+/// `Thought: …\nAction: tool\nAction Input: {json}\n` or `Thought: …\nFinal Answer: …`,
+/// with the tool known and its input valid against its schema.
+pub fn react(text: &str, tools: &[ToolSpec]) -> Result<ReactStep, Error> {
+    let rest = text
+        .strip_prefix("Thought: ")
+        .ok_or_else(|| Error::Parse(format!("step does not start with `Thought: `: {text:?}")))?;
+    let (thought, rest) = rest
+        .split_once('\n')
+        .ok_or_else(|| Error::Parse("the thought is not followed by an action or answer".into()))?;
+    if thought.trim().is_empty() {
+        return Err(Error::Parse("the thought is empty".into()));
+    }
+    let thought = thought.trim().to_string();
+    if let Some(answer) = rest.strip_prefix("Final Answer: ") {
+        let answer = answer.trim_end_matches('\n');
+        if answer.trim().is_empty() || answer.contains('\n') {
+            return Err(Error::Parse("the final answer must be one non-empty line".into()));
+        }
+        return Ok(ReactStep::FinalAnswer {
+            thought,
+            answer: answer.trim().to_string(),
+        });
+    }
+    let rest = rest
+        .strip_prefix("Action: ")
+        .ok_or_else(|| Error::Parse(format!("expected `Action: ` or `Final Answer: `, got {rest:?}")))?;
+    let (tool, rest) = rest
+        .split_once('\n')
+        .ok_or_else(|| Error::Parse("the action is not followed by its input".into()))?;
+    let input = rest
+        .strip_prefix("Action Input: ")
+        .ok_or_else(|| Error::Parse(format!("expected `Action Input: `, got {rest:?}")))?;
+    let input = input.strip_suffix('\n').unwrap_or(input);
+    let call = tool_call(tool, input, tools)?;
+    Ok(ReactStep::Action { thought, call })
+}
+
+/// `{"tool": "name", "input": {...}}` from the direct executor.
+pub fn direct(text: &str, tools: &[ToolSpec]) -> Result<ToolCall, Error> {
+    let v: Value = serde_json::from_str(text).map_err(|e| Error::Parse(format!("tool call is not JSON: {e}")))?;
+    let tool = v
+        .get("tool")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::Parse("tool call has no `tool` name".into()))?;
+    let input = v.get("input").ok_or_else(|| Error::Parse("tool call has no `input`".into()))?;
+    tool_call(tool, &input.to_string(), tools)
+}
+
+fn tool_call(tool: &str, input: &str, tools: &[ToolSpec]) -> Result<ToolCall, Error> {
+    let spec = tools
+        .iter()
+        .find(|t| t.name == tool)
+        .ok_or_else(|| Error::Parse(format!("unknown tool `{tool}`")))?;
+    let input: Value = serde_json::from_str(input)
+        .map_err(|e| Error::Parse(format!("input of `{tool}` is not JSON: {e}")))?;
+    spec.validate(&input).map_err(Error::Parse)?;
+    Ok(ToolCall {
+        tool: tool.to_string(),
+        input,
+    })
+}
+
+/// The replanner's decision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Continue,
+    Replan(Vec<String>),
+    Answer(String),
+}
+
+/// `Decision: continue\n`, `Decision: replan\n<plan>` or `Decision: answer\nFinal Answer: …`.
+pub fn decision(text: &str, max_steps: usize) -> Result<Decision, Error> {
+    let rest = text
+        .strip_prefix("Decision: ")
+        .ok_or_else(|| Error::Parse(format!("decision does not start with `Decision: `: {text:?}")))?;
+    if rest.trim_end() == "continue" {
+        return Ok(Decision::Continue);
+    }
+    if let Some(p) = rest.strip_prefix("replan\n") {
+        return plan(p, max_steps).map(Decision::Replan);
+    }
+    if let Some(a) = rest.strip_prefix("answer\nFinal Answer: ") {
+        let a = a.trim_end_matches('\n');
+        if a.trim().is_empty() || a.contains('\n') {
+            return Err(Error::Parse("the final answer must be one non-empty line".into()));
+        }
+        return Ok(Decision::Answer(a.trim().to_string()));
+    }
+    Err(Error::Parse(format!("unknown decision {rest:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calc() -> Vec<ToolSpec> {
+        vec![ToolSpec::new(
+            "calculator",
+            "Computes.",
+            serde_json::json!({"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"], "additionalProperties": false}),
+            serde_json::json!({"expression": "1 + 1"}),
+        )]
+    }
+
+    #[test]
+    fn plans_parse_strictly() {
+        assert_eq!(plan("1. a\n2. b\n", 5).unwrap(), vec!["a", "b"]);
+        assert!(plan("1. a\n3. b\n", 5).is_err());
+        assert!(plan("2. a\n", 5).is_err());
+        assert!(plan("1. a\n2. b\n3. c\n", 2).is_err());
+        assert!(plan("", 5).is_err());
+        assert_eq!(plan_json(r#"{"steps": ["x", "y"]}"#, 3).unwrap(), vec!["x", "y"]);
+        assert!(plan_json(r#"{"steps": []}"#, 3).is_err());
+        assert!(plan_json(r#"{"steps": ["x"], "extra": 1}"#, 3).is_err());
+    }
+
+    #[test]
+    fn react_steps_parse_and_validate() {
+        let a = react("Thought: add\nAction: calculator\nAction Input: {\"expression\": \"1+2\"}\n", &calc()).unwrap();
+        assert!(matches!(a, ReactStep::Action { ref call, .. } if call.input["expression"] == "1+2"));
+        let f = react("Thought: done\nFinal Answer: 3", &calc()).unwrap();
+        assert_eq!(f, ReactStep::FinalAnswer { thought: "done".into(), answer: "3".into() });
+        assert!(react("Thought: x\nAction: shell\nAction Input: {}\n", &calc()).is_err());
+        assert!(react("Thought: x\nAction: calculator\nAction Input: {\"expr\": 1}\n", &calc()).is_err());
+        assert!(react("Action: calculator\n", &calc()).is_err());
+    }
+
+    #[test]
+    fn decisions_parse() {
+        assert_eq!(decision("Decision: continue\n", 3).unwrap(), Decision::Continue);
+        assert_eq!(decision("Decision: replan\n1. a\n", 3).unwrap(), Decision::Replan(vec!["a".into()]));
+        assert_eq!(decision("Decision: answer\nFinal Answer: 42", 3).unwrap(), Decision::Answer("42".into()));
+        assert!(decision("Decision: maybe\n", 3).is_err());
+    }
+}

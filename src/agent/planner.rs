@@ -1,0 +1,90 @@
+//! The planner: objective and tools in, a numbered plan out, by grammar.
+
+use serde::{Deserialize, Serialize};
+
+use crate::decode::SamplingParams;
+
+use super::grammars::{self, Limits};
+use super::llm::{CallStats, Llm, LlmRequest, Purpose};
+use super::parse;
+use super::prompt::PromptContext;
+use super::templates::Templates;
+use super::Error;
+
+/// How the planner writes its plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum PlannerKind {
+    /// `1. …\n2. …` (the default; cheapest for small models).
+    #[default]
+    Numbered,
+    /// `{"steps": ["…", …]}` by JSON schema.
+    Json,
+}
+
+/// A plan and how it was made.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanOutput {
+    pub steps: Vec<String>,
+    /// The text as generated.
+    pub raw: String,
+    pub stats: CallStats,
+}
+
+/// Writes plans.
+#[derive(Debug, Clone)]
+pub struct Planner {
+    pub kind: PlannerKind,
+    pub limits: Limits,
+    /// Most tokens a plan may take (the grammar bounds it too).
+    pub max_tokens: usize,
+}
+
+impl Planner {
+    pub fn new(kind: PlannerKind, limits: Limits) -> Self {
+        // Room for every step at its longest, at ~2 characters a token, plus numbering.
+        let max_tokens = limits.max_steps * (limits.max_step_chars / 2 + 8) + 32;
+        Self { kind, limits, max_tokens }
+    }
+
+    /// The request for a plan for `ctx.objective`.
+    pub fn request(&self, templates: &Templates, ctx: &PromptContext, sampling: &SamplingParams) -> Result<LlmRequest, Error> {
+        let grammar = match self.kind {
+            PlannerKind::Numbered => grammars::plan(templates, &self.limits)?,
+            PlannerKind::Json => grammars::plan_json(templates, &self.limits)?,
+        };
+        Ok(LlmRequest {
+            purpose: Purpose::Plan,
+            messages: ctx.messages(templates, "planner.jinja")?,
+            assistant_prefix: String::new(),
+            grammar: Some(grammar),
+            sampling: sampling.clone(),
+            max_tokens: self.max_tokens,
+        })
+    }
+
+    /// The steps of a plan as the model wrote it.
+    pub fn parse(&self, text: &str) -> Result<Vec<String>, Error> {
+        match self.kind {
+            PlannerKind::Numbered => parse::plan(text, self.limits.max_steps),
+            PlannerKind::Json => parse::plan_json(text, self.limits.max_steps),
+        }
+    }
+
+    /// Asks `llm` for a plan for `ctx.objective`.
+    pub fn plan(
+        &self,
+        llm: &dyn Llm,
+        templates: &Templates,
+        ctx: &PromptContext,
+        sampling: &SamplingParams,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<PlanOutput, Error> {
+        let resp = llm.complete(&self.request(templates, ctx, sampling)?, on_text)?;
+        Ok(PlanOutput {
+            steps: self.parse(&resp.text)?,
+            raw: resp.text,
+            stats: resp.stats,
+        })
+    }
+}

@@ -1,0 +1,42 @@
+//! The replanner: after each step, continue, replace the remaining plan, or answer.
+
+use std::sync::Arc;
+
+use crate::decode::SamplingParams;
+
+use super::calls::{Caller, Halt};
+use super::grammars::{self, Limits};
+use super::llm::{Llm, LlmRequest, Purpose};
+use super::parse::{self, Decision};
+use super::prompt::PromptContext;
+use super::templates::Templates;
+
+/// Asks for a decision. `can_continue` is false when no steps remain (or the last step
+/// failed), and the grammar then offers only a new plan or the answer.
+pub(crate) async fn decide(
+    caller: &Caller,
+    llm: &Arc<dyn Llm>,
+    templates: &Templates,
+    limits: &Limits,
+    sampling: &SamplingParams,
+    ctx: &PromptContext,
+    can_continue: bool,
+) -> Result<Decision, Halt> {
+    let results = ctx.past_steps.iter().rev().map(|s| s.result.as_str());
+    let observations = ctx
+        .past_steps
+        .iter()
+        .rev()
+        .flat_map(|s| s.actions.iter().rev().filter(|a| !a.error).map(|a| a.observation.as_str()));
+    let choices = grammars::answer_choices(results.chain(observations), limits);
+    let req = LlmRequest {
+        purpose: Purpose::Replan,
+        messages: ctx.messages(templates, "replanner.jinja")?,
+        assistant_prefix: String::new(),
+        grammar: Some(grammars::replan(templates, limits, &choices, can_continue)?),
+        sampling: sampling.clone(),
+        max_tokens: limits.max_steps * (limits.max_step_chars / 2 + 8) + limits.max_answer_chars + 32,
+    };
+    let resp = caller.call(llm, "planner", req).await?;
+    Ok(parse::decision(&resp.text, limits.max_steps)?)
+}

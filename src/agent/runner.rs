@@ -1,0 +1,562 @@
+//! The plan-and-execute loop.
+//!
+//! 1. The planner writes a numbered plan (by grammar), having seen the tools.
+//! 2. The executor carries out the current step with tools (retrying failures).
+//! 3. The step, its actions and observations go to the replanner, which continues, replaces
+//!    the remaining plan, or answers.
+//! 4. Until answered, rejected, or a budget runs out.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::decode::SamplingParams;
+
+use super::budget::{BudgetLimits, Budgets};
+use super::calls::{Caller, Halt, Usage};
+use super::events::{Budget, Event, Observer, PlanCandidate, PlanSource, RunStatus, Silent, StepStatus};
+use super::executor::{self, ExecutorConfig, StepEnv, StepRecord};
+use super::grammars::{self, Limits};
+use super::llm::{Llm, LlmRequest, Purpose};
+use super::parse::Decision;
+use super::plan_choice;
+use super::planner::{Planner, PlannerKind};
+use super::prompt::PromptContext;
+use super::replanner;
+use super::supervisor::{PlanReview, Supervisor};
+use super::templates::Templates;
+use super::tools::Registry;
+use super::Error;
+
+/// Everything that shapes a run besides the models and tools.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentConfig {
+    pub planner_kind: PlannerKind,
+    /// Bounds of plans and free text (`max_steps` is per plan).
+    pub limits: Limits,
+    pub executor: ExecutorConfig,
+    pub budgets: BudgetLimits,
+    pub planner_sampling: SamplingParams,
+    /// Plans sampled per planner model (seeds `seed`, `seed + 1`, …).
+    pub planners: usize,
+    /// Let a model choose among candidate plans instead of the rule.
+    pub plan_judge: bool,
+    /// Show each plan to the supervisor before it runs.
+    pub approve_plan: bool,
+    /// Ask the supervisor for a remark after each step.
+    pub feedback: bool,
+    /// System text of every prompt.
+    pub persona: String,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            planner_kind: PlannerKind::Numbered,
+            limits: Limits::default(),
+            executor: ExecutorConfig::default(),
+            budgets: BudgetLimits::default(),
+            planner_sampling: SamplingParams::greedy(),
+            planners: 1,
+            plan_judge: false,
+            approve_plan: false,
+            feedback: false,
+            persona: String::new(),
+        }
+    }
+}
+
+/// How a run went.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub objective: String,
+    pub status: RunStatus,
+    /// Which budget ended the run, with `budget_exhausted`.
+    pub budget: Option<Budget>,
+    /// The answer, or with `budget_exhausted` the best result so far.
+    pub final_answer: Option<String>,
+    /// The last plan.
+    pub plan: Vec<String>,
+    pub steps: Vec<StepRecord>,
+    pub replans: usize,
+    pub tokens: Usage,
+    pub timings: Timings,
+    /// What went wrong, with status `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Where the time went.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub total_secs: f64,
+    pub model_secs: f64,
+    pub tool_secs: f64,
+}
+
+/// A plan-and-execute agent. Build one with [`Agent::builder`].
+pub struct Agent {
+    planners: Vec<Arc<dyn Llm>>,
+    executor: Arc<dyn Llm>,
+    registry: Arc<Registry>,
+    templates: Arc<Templates>,
+    config: AgentConfig,
+    supervisor: Option<Arc<dyn Supervisor>>,
+    observer: Arc<dyn Observer>,
+    count_tokens: Arc<dyn Fn(&str) -> usize + Send + Sync>,
+}
+
+/// Builds an [`Agent`]; `build` checks that the pieces fit.
+pub struct AgentBuilder {
+    planners: Vec<Arc<dyn Llm>>,
+    executor: Option<Arc<dyn Llm>>,
+    registry: Option<Arc<Registry>>,
+    templates: Option<Arc<Templates>>,
+    config: AgentConfig,
+    supervisor: Option<Arc<dyn Supervisor>>,
+    observer: Arc<dyn Observer>,
+    count_tokens: Option<Arc<dyn Fn(&str) -> usize + Send + Sync>>,
+}
+
+impl Agent {
+    pub fn builder() -> AgentBuilder {
+        AgentBuilder {
+            planners: Vec::new(),
+            executor: None,
+            registry: None,
+            templates: None,
+            config: AgentConfig::default(),
+            supervisor: None,
+            observer: Arc::new(Silent),
+            count_tokens: None,
+        }
+    }
+
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+impl AgentBuilder {
+    /// One model for both roles.
+    pub fn model(mut self, llm: Arc<dyn Llm>) -> Self {
+        self.planners = vec![llm.clone()];
+        self.executor = Some(llm);
+        self
+    }
+
+    /// Adds a planner model (several: each proposes plans, one is chosen).
+    pub fn planner(mut self, llm: Arc<dyn Llm>) -> Self {
+        self.planners.push(llm);
+        self
+    }
+
+    pub fn executor(mut self, llm: Arc<dyn Llm>) -> Self {
+        self.executor = Some(llm);
+        self
+    }
+
+    pub fn tools(mut self, registry: Registry) -> Self {
+        self.registry = Some(Arc::new(registry));
+        self
+    }
+
+    pub fn templates(mut self, templates: Templates) -> Self {
+        self.templates = Some(Arc::new(templates));
+        self
+    }
+
+    pub fn config(mut self, config: AgentConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub fn supervisor(mut self, s: Arc<dyn Supervisor>) -> Self {
+        self.supervisor = Some(s);
+        self
+    }
+
+    pub fn observer(mut self, o: Arc<dyn Observer>) -> Self {
+        self.observer = o;
+        self
+    }
+
+    /// Counts tokens for observation truncation [default: ~4 bytes a token].
+    pub fn token_counter(mut self, f: Arc<dyn Fn(&str) -> usize + Send + Sync>) -> Self {
+        self.count_tokens = Some(f);
+        self
+    }
+
+    pub fn build(self) -> Result<Agent, Error> {
+        let executor = self.executor.ok_or_else(|| Error::Config("the agent needs an executor model".into()))?;
+        let planners = if self.planners.is_empty() { vec![executor.clone()] } else { self.planners };
+        let registry = self.registry.ok_or_else(|| Error::Config("the agent needs a tool registry".into()))?;
+        if registry.is_empty() {
+            return Err(Error::Config("the tool registry is empty".into()));
+        }
+        let c = &self.config;
+        if c.limits.max_steps == 0 || c.planners == 0 || c.executor.max_iterations == 0 || c.budgets.max_steps == 0 {
+            return Err(Error::Config("steps, planners and iterations must be at least 1".into()));
+        }
+        if (c.approve_plan || c.feedback) && self.supervisor.is_none() {
+            return Err(Error::Config("plan approval and feedback need a supervisor".into()));
+        }
+        let templates = match self.templates {
+            Some(t) => t,
+            None => Arc::new(Templates::builtin()?),
+        };
+        Ok(Agent {
+            planners,
+            executor,
+            registry,
+            templates,
+            config: self.config,
+            supervisor: self.supervisor,
+            observer: self.observer,
+            count_tokens: self.count_tokens.unwrap_or_else(|| Arc::new(|s: &str| s.len().div_ceil(4))),
+        })
+    }
+}
+
+/// The state of one run.
+struct Run<'a> {
+    agent: &'a Agent,
+    caller: Caller,
+    ctx: PromptContext,
+    steps: Vec<StepRecord>,
+    plan: Vec<String>,
+    start: Instant,
+}
+
+impl Agent {
+    /// Runs the loop for `objective`. Never fails: problems end the run with status `error`
+    /// (or `budget_exhausted`, `rejected`) and a report.
+    pub async fn run(&self, objective: &str) -> RunReport {
+        let caller = Caller {
+            observer: self.observer.clone(),
+            budgets: Arc::new(Mutex::new(Budgets::new(self.config.budgets.clone()))),
+            usage: Arc::new(Mutex::new(Usage::new())),
+            last_observation: Arc::new(Mutex::new(None)),
+        };
+        let ctx = PromptContext {
+            objective: objective.to_string(),
+            tools: self.registry.specs(),
+            persona: self.config.persona.clone(),
+            max_steps: self.config.limits.max_steps,
+            max_iterations: self.config.executor.max_iterations,
+            ..Default::default()
+        };
+        caller.emit(Event::RunStart {
+            objective: objective.to_string(),
+            planner_models: self.planners.iter().map(|p| p.name().to_string()).collect(),
+            executor_model: self.executor.name().to_string(),
+            tools: ctx.tools.iter().map(|t| t.name.clone()).collect(),
+            config: serde_json::to_value(&self.config).unwrap_or_default(),
+        });
+        let mut run = Run {
+            agent: self,
+            caller,
+            ctx,
+            steps: Vec::new(),
+            plan: Vec::new(),
+            start: Instant::now(),
+        };
+        let outcome = run.drive().await;
+        run.finish(outcome)
+    }
+}
+
+/// How the loop ended.
+enum End {
+    Answered(String),
+    Rejected,
+}
+
+impl Run<'_> {
+    fn config(&self) -> &AgentConfig {
+        &self.agent.config
+    }
+
+    async fn drive(&mut self) -> Result<End, Halt> {
+        let first = self.make_plan().await?;
+        let Some(mut remaining) = self.adopt(first, PlanSource::Planner).await else {
+            return Ok(End::Rejected);
+        };
+        loop {
+            let Some(step) = remaining.pop_front() else {
+                // Nothing left to do: only an answer or a new plan can follow.
+                match self.decide(false).await? {
+                    Decision::Answer(a) => return Ok(End::Answered(a)),
+                    Decision::Replan(p) => match self.replan(p, "the plan ran out of steps").await? {
+                        Some(r) => remaining = r,
+                        None => return Ok(End::Rejected),
+                    },
+                    Decision::Continue => unreachable!("the grammar offers no `continue` here"),
+                }
+                continue;
+            };
+            {
+                let mut b = self.caller.budgets();
+                if !b.step_allowed() {
+                    return Err(Halt::Budget(Budget::Steps));
+                }
+                b.steps += 1;
+            }
+            let index = self.steps.len() + 1;
+            self.ctx.step_number = index;
+            let env = StepEnv {
+                caller: &self.caller,
+                llm: &self.agent.executor,
+                templates: &self.agent.templates,
+                registry: &self.agent.registry,
+                config: &self.agent.config.executor,
+                count_tokens: &*self.agent.count_tokens,
+            };
+            let record = executor::execute_step(&env, &self.ctx, index, &step).await?;
+            self.caller.emit(Event::StepEnd {
+                index,
+                status: record.status,
+                result: record.result.clone(),
+            });
+            let failed = record.status == StepStatus::Failed;
+            self.ctx.past_steps.push(executor::past_step(&record));
+            self.ctx.failure = if failed { record.result.clone() } else { String::new() };
+            self.steps.push(record);
+            self.ctx.feedback = self.remark(index, &step).await;
+            let decision = self.decide(!failed && !remaining.is_empty()).await?;
+            match decision {
+                Decision::Continue => {}
+                Decision::Answer(a) => return Ok(End::Answered(a)),
+                Decision::Replan(p) => {
+                    let why = if failed { format!("step {index} failed") } else { "the replanner changed the plan".into() };
+                    match self.replan(p, &why).await? {
+                        Some(r) => remaining = r,
+                        None => return Ok(End::Rejected),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Samples candidate plans and picks one.
+    async fn make_plan(&mut self) -> Result<Vec<String>, Halt> {
+        let c = self.config().clone();
+        let planner = Planner::new(c.planner_kind, c.limits);
+        let mut candidates = Vec::new();
+        for llm in &self.agent.planners {
+            for k in 0..c.planners {
+                let mut sampling = c.planner_sampling.clone();
+                sampling.seed = sampling.seed.wrapping_add(k as u64);
+                // Greedy sampling would give N identical plans: later samples explore.
+                if k > 0 && sampling.is_greedy() {
+                    sampling.temperature = 0.8;
+                }
+                let req = planner.request(&self.agent.templates, &self.ctx, &sampling)?;
+                let resp = self.caller.call(llm, "planner", req).await?;
+                let (steps, rejected) = match planner.parse(&resp.text) {
+                    Ok(s) => (s, None),
+                    Err(e) => (Vec::new(), Some(e.to_string())),
+                };
+                candidates.push(PlanCandidate {
+                    model: llm.name().to_string(),
+                    seed: sampling.seed,
+                    steps,
+                    raw: resp.text,
+                    rejected,
+                });
+            }
+        }
+        let tools: Vec<String> = self.ctx.tools.iter().map(|t| t.name.clone()).collect();
+        let valid: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].rejected.is_none()).collect();
+        let chosen = if c.plan_judge && valid.len() > 1 {
+            Some(self.judge(&candidates, &valid).await?)
+        } else {
+            plan_choice::choose_by_rule(&candidates, &tools)
+        };
+        let Some(chosen) = chosen else {
+            let why = candidates.iter().filter_map(|c| c.rejected.clone()).collect::<Vec<_>>().join("; ");
+            return Err(Halt::Error(Error::Parse(format!("no usable plan: {why}"))));
+        };
+        let steps = candidates[chosen].steps.clone();
+        if candidates.len() > 1 {
+            self.caller.emit(Event::Plan {
+                steps: steps.clone(),
+                source: PlanSource::Planner,
+                candidates: candidates.clone(),
+                chosen: Some(chosen),
+            });
+        }
+        Ok(steps)
+    }
+
+    async fn judge(&mut self, candidates: &[PlanCandidate], valid: &[usize]) -> Result<usize, Halt> {
+        let plans: Vec<Vec<String>> = valid.iter().map(|&i| candidates[i].steps.clone()).collect();
+        let mut ctx = self.ctx.clone();
+        ctx.candidates = plans.clone();
+        let req = LlmRequest {
+            purpose: Purpose::Judge,
+            messages: ctx.messages(&self.agent.templates, "judge.jinja")?,
+            assistant_prefix: String::new(),
+            grammar: Some(grammars::judge(&self.agent.templates, &plans)?),
+            sampling: SamplingParams::greedy(),
+            max_tokens: 16,
+        };
+        let llm = self.agent.planners[0].clone();
+        let resp = self.caller.call(&llm, "planner", req).await?;
+        let n: usize = resp
+            .text
+            .trim()
+            .strip_prefix("Best plan: ")
+            .and_then(|n| n.trim().parse().ok())
+            .filter(|n| (1..=valid.len()).contains(n))
+            .ok_or_else(|| Halt::Error(Error::Parse(format!("the judge wrote {:?}", resp.text))))?;
+        Ok(valid[n - 1])
+    }
+
+    /// Shows the plan for review if asked to, then makes it current. `None`: rejected.
+    async fn adopt(&mut self, steps: Vec<String>, source: PlanSource) -> Option<VecDeque<String>> {
+        let mut steps = steps;
+        let mut source = source;
+        if self.config().approve_plan {
+            if let Some(sup) = self.agent.supervisor.clone() {
+                let plan = steps.clone();
+                let review = tokio::task::spawn_blocking(move || sup.review_plan(&plan))
+                    .await
+                    .unwrap_or(PlanReview::Reject);
+                match review {
+                    PlanReview::Accept => self.caller.emit(Event::Human {
+                        kind: "approve".into(),
+                        text: String::new(),
+                    }),
+                    PlanReview::Edit(edited) => {
+                        self.caller.emit(Event::Human {
+                            kind: "edit".into(),
+                            text: edited.join("\n"),
+                        });
+                        steps = edited;
+                        source = PlanSource::Human;
+                    }
+                    PlanReview::Reject => {
+                        self.caller.emit(Event::Human {
+                            kind: "reject".into(),
+                            text: String::new(),
+                        });
+                        return None;
+                    }
+                }
+            }
+        }
+        self.caller.emit(Event::Plan {
+            steps: steps.clone(),
+            source,
+            candidates: Vec::new(),
+            chosen: None,
+        });
+        self.plan = steps.clone();
+        self.ctx.plan = steps.clone();
+        Some(steps.into())
+    }
+
+    async fn decide(&mut self, can_continue: bool) -> Result<Decision, Halt> {
+        let c = self.config().clone();
+        let llm = self.agent.planners[0].clone();
+        replanner::decide(&self.caller, &llm, &self.agent.templates, &c.limits, &c.planner_sampling, &self.ctx, can_continue).await
+    }
+
+    /// Adopts a replacement plan, within the replan budget.
+    async fn replan(&mut self, steps: Vec<String>, why: &str) -> Result<Option<VecDeque<String>>, Halt> {
+        {
+            let mut b = self.caller.budgets();
+            if !b.replan_allowed() {
+                return Err(Halt::Budget(Budget::Replans));
+            }
+            b.replans += 1;
+        }
+        self.caller.emit(Event::Replan {
+            reason: why.to_string(),
+            steps: steps.clone(),
+        });
+        Ok(self.adopt(steps, PlanSource::Replanner).await)
+    }
+
+    async fn remark(&mut self, index: usize, step: &str) -> String {
+        if !self.config().feedback {
+            return String::new();
+        }
+        let Some(sup) = self.agent.supervisor.clone() else {
+            return String::new();
+        };
+        let result = self.steps.last().map(|s| s.result.clone()).unwrap_or_default();
+        let step = step.to_string();
+        let remark = tokio::task::spawn_blocking(move || sup.feedback(index, &step, &result))
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if !remark.is_empty() {
+            self.caller.emit(Event::Human {
+                kind: "feedback".into(),
+                text: remark.clone(),
+            });
+        }
+        remark
+    }
+
+    /// The best answer so far: the last result of a finished step, else the last
+    /// observation that was not an error.
+    fn best_so_far(&self) -> Option<String> {
+        self.steps
+            .iter()
+            .rev()
+            .find(|s| s.status == StepStatus::Done)
+            .map(|s| s.result.clone())
+            .or_else(|| self.caller.last_observation.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    fn finish(self, outcome: Result<End, Halt>) -> RunReport {
+        let (status, budget, final_answer, error) = match outcome {
+            Ok(End::Answered(a)) => {
+                self.caller.emit(Event::Final { answer: a.clone() });
+                (RunStatus::Answered, None, Some(a), None)
+            }
+            Ok(End::Rejected) => (RunStatus::Rejected, None, None, None),
+            Err(Halt::Budget(b)) => (RunStatus::BudgetExhausted, Some(b), self.best_so_far(), None),
+            Err(Halt::Error(e)) => (RunStatus::Error, None, self.best_so_far(), Some(e.to_string())),
+        };
+        let secs = self.start.elapsed().as_secs_f64();
+        self.caller.emit(Event::RunEnd {
+            status,
+            budget,
+            final_answer: final_answer.clone(),
+            secs,
+        });
+        let tokens = self.caller.usage.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let budgets = self.caller.budgets();
+        let model_secs = tokens.values().map(|u| u.secs).sum();
+        let tool_secs = self.steps.iter().flat_map(|s| s.actions()).map(|a| a.elapsed_secs).sum();
+        let replans = budgets.replans;
+        drop(budgets);
+        RunReport {
+            objective: self.ctx.objective.clone(),
+            status,
+            budget,
+            final_answer,
+            plan: self.plan.clone(),
+            steps: self.steps,
+            replans,
+            tokens,
+            timings: Timings {
+                total_secs: secs,
+                model_secs,
+                tool_secs,
+            },
+            error,
+        }
+    }
+}

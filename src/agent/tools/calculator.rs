@@ -1,0 +1,315 @@
+//! `calculator`: exact arithmetic on an expression, parsed, never evaluated as code.
+//!
+//! Numbers are exact rationals (big integers), so `0.1 + 0.2` is `0.3` and `2^100` is exact.
+//! The parser is a small recursive descent over `+ - * / % ^ **`, parentheses and unary signs;
+//! no crate offers exact rational evaluation of such expressions.
+
+use num_bigint::BigInt;
+use num_rational::BigRational;
+use num_traits::{One, Signed, ToPrimitive, Zero};
+use serde_json::{json, Value};
+
+use super::{str_field, Tool, ToolError, ToolFuture, ToolSpec};
+
+/// Largest exponent accepted, and most digits in any intermediate result: bounds time and
+/// memory whatever the expression.
+const MAX_EXPONENT: i64 = 4096;
+const MAX_DIGITS: u64 = 4096;
+
+pub struct Calculator {
+    spec: ToolSpec,
+}
+
+impl Default for Calculator {
+    fn default() -> Self {
+        Self {
+            spec: ToolSpec::new(
+                "calculator",
+                "Computes an arithmetic expression exactly: numbers, + - * / % ^ and parentheses.",
+                json!({
+                    "type": "object",
+                    "properties": {"expression": {"type": "string", "minLength": 1, "maxLength": 200}},
+                    "required": ["expression"],
+                    "additionalProperties": false
+                }),
+                json!({"expression": "(12 + 3) * 4"}),
+            ),
+        }
+    }
+}
+
+impl Tool for Calculator {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    fn call(&self, input: Value) -> ToolFuture<'_> {
+        Box::pin(async move {
+            let expr = str_field(&input, "expression")?;
+            let value = evaluate(expr).map_err(ToolError::Failed)?;
+            Ok(format_number(&value))
+        })
+    }
+}
+
+/// Evaluates `expr` exactly.
+pub fn evaluate(expr: &str) -> Result<BigRational, String> {
+    let mut p = Parser {
+        chars: expr.chars().filter(|c| !c.is_whitespace() && *c != ',' && *c != '_').collect(),
+        pos: 0,
+    };
+    // Thousands separators (`1,000`) and `_` are dropped above; `×`, `÷` and `x` between
+    // numbers are accepted as the operators people type.
+    if p.chars.is_empty() {
+        return Err("the expression is empty".into());
+    }
+    let v = p.expr()?;
+    if p.pos < p.chars.len() {
+        return Err(format!("unexpected `{}` at position {}", p.chars[p.pos], p.pos + 1));
+    }
+    Ok(v)
+}
+
+struct Parser {
+    chars: Vec<char>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, c: char) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expr(&mut self) -> Result<BigRational, String> {
+        let mut v = self.term()?;
+        loop {
+            if self.eat('+') {
+                v += self.term()?;
+            } else if self.eat('-') || self.eat('−') {
+                v -= self.term()?;
+            } else {
+                return Ok(v);
+            }
+            check_size(&v)?;
+        }
+    }
+
+    fn term(&mut self) -> Result<BigRational, String> {
+        let mut v = self.power()?;
+        loop {
+            let op = match self.peek() {
+                Some('*') if self.chars.get(self.pos + 1) != Some(&'*') => '*',
+                Some('×') | Some('x') => '*',
+                Some('/') | Some('÷') => '/',
+                Some('%') => '%',
+                _ => return Ok(v),
+            };
+            self.pos += 1;
+            let rhs = self.power()?;
+            v = match op {
+                '*' => v * rhs,
+                _ if rhs.is_zero() => return Err("division by zero".into()),
+                '/' => v / rhs,
+                _ => {
+                    // Remainder with the sign of the dividend, as in most languages.
+                    let q = (&v / &rhs).trunc();
+                    v - q * rhs
+                }
+            };
+            check_size(&v)?;
+        }
+    }
+
+    fn power(&mut self) -> Result<BigRational, String> {
+        let base = self.unary()?;
+        let is_pow = if self.eat('^') {
+            true
+        } else if self.peek() == Some('*') && self.chars.get(self.pos + 1) == Some(&'*') {
+            self.pos += 2;
+            true
+        } else {
+            false
+        };
+        if !is_pow {
+            return Ok(base);
+        }
+        // Right-associative: 2^3^2 = 2^9.
+        let exp = self.power()?;
+        if !exp.is_integer() {
+            return Err("only whole-number exponents are exact".into());
+        }
+        let e = exp
+            .to_integer()
+            .to_i64()
+            .filter(|e| e.abs() <= MAX_EXPONENT)
+            .ok_or_else(|| format!("exponents are limited to ±{MAX_EXPONENT}"))?;
+        if base.is_zero() && e < 0 {
+            return Err("division by zero".into());
+        }
+        let v = num_traits::pow::Pow::pow(base, e as i32);
+        check_size(&v)?;
+        Ok(v)
+    }
+
+    fn unary(&mut self) -> Result<BigRational, String> {
+        if self.eat('-') || self.eat('−') {
+            return Ok(-self.unary()?);
+        }
+        if self.eat('+') {
+            return self.unary();
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<BigRational, String> {
+        if self.eat('(') {
+            let v = self.expr()?;
+            if !self.eat(')') {
+                return Err("missing `)`".into());
+            }
+            return Ok(v);
+        }
+        self.number()
+    }
+
+    fn number(&mut self) -> Result<BigRational, String> {
+        let start = self.pos;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.pos += 1;
+        }
+        let int_end = self.pos;
+        let mut frac = String::new();
+        if self.eat('.') {
+            while let Some(c) = self.peek().filter(char::is_ascii_digit) {
+                frac.push(c);
+                self.pos += 1;
+            }
+        }
+        if int_end == start && frac.is_empty() {
+            return Err(match self.peek() {
+                Some(c) => format!("expected a number at position {}, found `{c}`", start + 1),
+                None => "the expression ends too early".into(),
+            });
+        }
+        let digits: String = self.chars[start..int_end].iter().collect::<String>() + &frac;
+        let mut v = BigRational::new(
+            digits.parse::<BigInt>().map_err(|e| e.to_string())?,
+            BigInt::from(10u32).pow(frac.len() as u32),
+        );
+        // Scientific notation: 1e-9, 2.5E3.
+        if matches!(self.peek(), Some('e') | Some('E')) {
+            let save = self.pos;
+            self.pos += 1;
+            let neg = self.eat('-');
+            if !neg {
+                self.eat('+');
+            }
+            let es = self.pos;
+            while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                self.pos += 1;
+            }
+            if es == self.pos {
+                self.pos = save;
+            } else {
+                let e: i64 = self.chars[es..self.pos]
+                    .iter()
+                    .collect::<String>()
+                    .parse()
+                    .ok()
+                    .filter(|e: &i64| *e <= MAX_EXPONENT)
+                    .ok_or_else(|| format!("exponents are limited to ±{MAX_EXPONENT}"))?;
+                let scale = BigRational::from_integer(BigInt::from(10u32).pow(e as u32));
+                v = if neg { v / scale } else { v * scale };
+            }
+        }
+        Ok(v)
+    }
+}
+
+fn check_size(v: &BigRational) -> Result<(), String> {
+    if v.numer().bits() > MAX_DIGITS * 4 || v.denom().bits() > MAX_DIGITS * 4 {
+        return Err("the result is too large".into());
+    }
+    Ok(())
+}
+
+/// Integers as integers, terminating fractions as exact decimals, others as a fraction with
+/// a 12-digit approximation.
+pub fn format_number(v: &BigRational) -> String {
+    if v.is_integer() {
+        return v.to_integer().to_string();
+    }
+    let mut d = v.denom().clone();
+    let (two, five) = (BigInt::from(2), BigInt::from(5));
+    let mut places = 0u32;
+    let (mut twos, mut fives) = (0u32, 0u32);
+    while (&d % &two).is_zero() {
+        d /= &two;
+        twos += 1;
+    }
+    while (&d % &five).is_zero() {
+        d /= &five;
+        fives += 1;
+    }
+    if d.is_one() {
+        places = twos.max(fives);
+    }
+    if places > 0 && places <= 40 {
+        let scaled = (v * BigRational::from_integer(BigInt::from(10).pow(places))).to_integer();
+        return decimal(&scaled, places);
+    }
+    let approx = (v * BigRational::from_integer(BigInt::from(10).pow(12))).round().to_integer();
+    format!("{} (≈ {})", v, decimal(&approx, 12).trim_end_matches('0'))
+}
+
+fn decimal(scaled: &BigInt, places: u32) -> String {
+    let neg = scaled.is_negative();
+    let digits = scaled.abs().to_string();
+    let digits = format!("{:0>width$}", digits, width = places as usize + 1);
+    let (int, frac) = digits.split_at(digits.len() - places as usize);
+    format!("{}{int}.{frac}", if neg { "-" } else { "" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calc(e: &str) -> String {
+        evaluate(e).map(|v| format_number(&v)).unwrap_or_else(|e| format!("error: {e}"))
+    }
+
+    #[test]
+    fn exact_arithmetic() {
+        assert_eq!(calc("17 * 23 + 4"), "395");
+        assert_eq!(calc("0.1 + 0.2"), "0.3");
+        assert_eq!(calc("2^100"), "1267650600228229401496703205376");
+        assert_eq!(calc("2**3**2"), "512");
+        assert_eq!(calc("-(3 - 5) * 2"), "4");
+        assert_eq!(calc("7 / 4"), "1.75");
+        assert_eq!(calc("1 / 3"), "1/3 (≈ 0.333333333333)");
+        assert_eq!(calc("10 % 3"), "1");
+        assert_eq!(calc("1,000 × 3"), "3000");
+        assert_eq!(calc("2.5e3 / 2"), "1250");
+        assert_eq!(calc("12 ÷ 4 - 1"), "2");
+    }
+
+    #[test]
+    fn bad_expressions_are_errors() {
+        assert!(calc("1 / 0").starts_with("error: division by zero"));
+        assert!(calc("2 ^ 0.5").contains("whole-number"));
+        assert!(calc("2 ^ 99999").contains("limited"));
+        assert!(calc("(1 + 2").contains("missing"));
+        assert!(calc("import os").starts_with("error"));
+        assert!(calc("").starts_with("error"));
+        assert!(calc("9 ^ 4096 ^ 2").starts_with("error"));
+    }
+}

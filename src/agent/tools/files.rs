@@ -1,0 +1,349 @@
+//! File tools confined to a workspace directory: `list_dir`, `read_file`, `search_files`,
+//! `write_file`.
+//!
+//! Every path is relative to the workspace. Absolute paths and `..` are refused outright;
+//! what remains is resolved through symlinks and refused unless it stays inside the
+//! workspace, so a symlink pointing out cannot be followed.
+
+use std::fmt::Write as _;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::{blocking, str_field, Tool, ToolError, ToolFuture, ToolSpec};
+
+/// Largest file `read_file` returns whole.
+const MAX_READ_BYTES: usize = 16 * 1024;
+/// Most entries `list_dir` shows.
+const MAX_ENTRIES: usize = 200;
+/// Most matching lines `search_files` returns, and most bytes it reads per file.
+const MAX_MATCHES: usize = 50;
+const MAX_SEARCH_FILE_BYTES: u64 = 1024 * 1024;
+const MAX_SEARCH_FILES: usize = 5000;
+
+/// The directory file tools are confined to.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    root: PathBuf,
+}
+
+impl Workspace {
+    pub fn new(root: &Path) -> std::io::Result<Self> {
+        let root = root.canonicalize()?;
+        if !root.is_dir() {
+            return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, "the workspace must be a directory"));
+        }
+        Ok(Self { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Resolves `rel` inside the workspace. With `must_exist == false` the file itself may be
+    /// missing (a file about to be written) but its directory must exist inside.
+    pub fn resolve(&self, rel: &str, must_exist: bool) -> Result<PathBuf, ToolError> {
+        let rel = rel.trim();
+        let rel = if rel.is_empty() || rel == "." { "." } else { rel };
+        let p = Path::new(rel);
+        if p.is_absolute() || rel.starts_with('~') {
+            return Err(ToolError::Refused(format!("`{rel}` is an absolute path; paths are relative to the workspace")));
+        }
+        if p.components().any(|c| matches!(c, Component::ParentDir)) {
+            return Err(ToolError::Refused(format!("`{rel}` uses `..`, which would leave the workspace")));
+        }
+        let joined = self.root.join(p);
+        let resolved = match joined.canonicalize() {
+            Ok(r) => r,
+            Err(_) if !must_exist => {
+                let parent = joined
+                    .parent()
+                    .ok_or_else(|| ToolError::Refused(format!("`{rel}` has no parent directory")))?;
+                let name = joined
+                    .file_name()
+                    .ok_or_else(|| ToolError::InvalidInput(format!("`{rel}` is not a file name")))?;
+                let parent = parent
+                    .canonicalize()
+                    .map_err(|_| ToolError::Failed(format!("the directory of `{rel}` does not exist")))?;
+                parent.join(name)
+            }
+            Err(_) => return Err(ToolError::Failed(format!("`{rel}` does not exist"))),
+        };
+        if !resolved.starts_with(&self.root) {
+            return Err(ToolError::Refused(format!("`{rel}` is a link that points outside the workspace")));
+        }
+        Ok(resolved)
+    }
+
+    fn display(&self, p: &Path) -> String {
+        let rel = p.strip_prefix(&self.root).unwrap_or(p);
+        if rel.as_os_str().is_empty() {
+            ".".into()
+        } else {
+            rel.display().to_string()
+        }
+    }
+}
+
+fn path_schema(description: &str) -> Value {
+    json!({"type": "string", "maxLength": 200, "description": description})
+}
+
+pub struct ListDir {
+    ws: Arc<Workspace>,
+    spec: ToolSpec,
+}
+
+impl ListDir {
+    pub fn new(ws: Arc<Workspace>) -> Self {
+        Self {
+            ws,
+            spec: ToolSpec::new(
+                "list_dir",
+                "Lists the files and folders of a folder of the workspace (\".\" is the workspace itself).",
+                json!({"type": "object", "properties": {"path": path_schema("folder, relative to the workspace")}, "required": ["path"], "additionalProperties": false}),
+                json!({"path": "."}),
+            ),
+        }
+    }
+}
+
+impl Tool for ListDir {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    fn call(&self, input: Value) -> ToolFuture<'_> {
+        let ws = self.ws.clone();
+        Box::pin(async move {
+            let rel = str_field(&input, "path")?.to_string();
+            blocking(move || {
+                let dir = ws.resolve(&rel, true)?;
+                if !dir.is_dir() {
+                    return Err(ToolError::Failed(format!("`{rel}` is not a folder")));
+                }
+                let mut entries: Vec<(String, bool, u64)> = std::fs::read_dir(&dir)
+                    .map_err(|e| ToolError::Failed(format!("cannot list `{rel}`: {e}")))?
+                    .filter_map(Result::ok)
+                    .map(|e| {
+                        let meta = e.metadata().ok();
+                        let is_dir = meta.as_ref().is_some_and(|m| m.is_dir());
+                        (e.file_name().to_string_lossy().into_owned(), is_dir, meta.map_or(0, |m| m.len()))
+                    })
+                    .collect();
+                entries.sort();
+                if entries.is_empty() {
+                    return Ok(format!("`{}` is empty", ws.display(&dir)));
+                }
+                let mut out = String::new();
+                for (name, is_dir, size) in entries.iter().take(MAX_ENTRIES) {
+                    if *is_dir {
+                        let _ = writeln!(out, "{name}/");
+                    } else {
+                        let _ = writeln!(out, "{name} ({size} bytes)");
+                    }
+                }
+                if entries.len() > MAX_ENTRIES {
+                    let _ = writeln!(out, "[{} more entries not shown]", entries.len() - MAX_ENTRIES);
+                }
+                Ok(out.trim_end().to_string())
+            })
+            .await
+        })
+    }
+}
+
+pub struct ReadFile {
+    ws: Arc<Workspace>,
+    spec: ToolSpec,
+}
+
+impl ReadFile {
+    pub fn new(ws: Arc<Workspace>) -> Self {
+        Self {
+            ws,
+            spec: ToolSpec::new(
+                "read_file",
+                "Reads a text file of the workspace.",
+                json!({"type": "object", "properties": {"path": path_schema("file, relative to the workspace")}, "required": ["path"], "additionalProperties": false}),
+                json!({"path": "notes.txt"}),
+            ),
+        }
+    }
+}
+
+impl Tool for ReadFile {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    fn call(&self, input: Value) -> ToolFuture<'_> {
+        let ws = self.ws.clone();
+        Box::pin(async move {
+            let rel = str_field(&input, "path")?.to_string();
+            blocking(move || {
+                let path = ws.resolve(&rel, true)?;
+                if path.is_dir() {
+                    return Err(ToolError::Failed(format!("`{rel}` is a folder; use list_dir")));
+                }
+                let bytes = read_prefix(&path, MAX_READ_BYTES as u64)
+                    .map_err(|e| ToolError::Failed(format!("cannot read `{rel}`: {e}")))?;
+                let mut text = String::from_utf8_lossy(&bytes).into_owned();
+                let total = std::fs::metadata(&path).map_or(0, |m| m.len());
+                if total > MAX_READ_BYTES as u64 {
+                    let _ = write!(text, "\n[file cut at {MAX_READ_BYTES} of {total} bytes]");
+                }
+                if text.is_empty() {
+                    text = format!("`{rel}` is empty");
+                }
+                Ok(text)
+            })
+            .await
+        })
+    }
+}
+
+fn read_prefix(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?.take(max).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+pub struct SearchFiles {
+    ws: Arc<Workspace>,
+    spec: ToolSpec,
+}
+
+impl SearchFiles {
+    pub fn new(ws: Arc<Workspace>) -> Self {
+        Self {
+            ws,
+            spec: ToolSpec::new(
+                "search_files",
+                "Finds the lines of the workspace's text files that contain a word or match a pattern, as file:line: text.",
+                json!({"type": "object", "properties": {"pattern": {"type": "string", "minLength": 1, "maxLength": 100}}, "required": ["pattern"], "additionalProperties": false}),
+                json!({"pattern": "TODO"}),
+            ),
+        }
+    }
+}
+
+impl Tool for SearchFiles {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    fn call(&self, input: Value) -> ToolFuture<'_> {
+        let ws = self.ws.clone();
+        Box::pin(async move {
+            let pattern = str_field(&input, "pattern")?.to_string();
+            blocking(move || search(&ws, &pattern)).await
+        })
+    }
+}
+
+fn search(ws: &Workspace, pattern: &str) -> Result<String, ToolError> {
+    // A pattern that is not a valid regular expression is searched for literally.
+    let re = regex::RegexBuilder::new(pattern)
+        .case_insensitive(true)
+        .size_limit(1 << 20)
+        .build()
+        .or_else(|_| regex::RegexBuilder::new(&regex::escape(pattern)).case_insensitive(true).build())
+        .map_err(|e| ToolError::InvalidInput(format!("bad pattern: {e}")))?;
+    let mut files = Vec::new();
+    let mut stack = vec![ws.root().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let mut entries: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+        entries.sort();
+        for p in entries.into_iter().rev() {
+            // Symlinks are followed only while they stay inside the workspace.
+            let Ok(real) = p.canonicalize() else { continue };
+            if !real.starts_with(ws.root()) || p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                continue;
+            }
+            if real.is_dir() {
+                stack.push(p);
+            } else if files.len() < MAX_SEARCH_FILES {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut out = String::new();
+    let mut found = 0usize;
+    for f in &files {
+        let Ok(bytes) = read_prefix(f, MAX_SEARCH_FILE_BYTES) else { continue };
+        if bytes.contains(&0) {
+            continue; // binary
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        for (i, line) in text.lines().enumerate() {
+            if re.is_match(line) {
+                found += 1;
+                if found <= MAX_MATCHES {
+                    let line = if line.len() > 200 { format!("{}…", &line[..line.floor_char_boundary(200)]) } else { line.to_string() };
+                    let _ = writeln!(out, "{}:{}: {}", ws.display(f), i + 1, line.trim_end());
+                }
+            }
+        }
+    }
+    if found == 0 {
+        return Ok(format!("no line matches `{pattern}`"));
+    }
+    if found > MAX_MATCHES {
+        let _ = writeln!(out, "[{} more matching lines not shown]", found - MAX_MATCHES);
+    }
+    Ok(out.trim_end().to_string())
+}
+
+pub struct WriteFile {
+    ws: Arc<Workspace>,
+    spec: ToolSpec,
+}
+
+impl WriteFile {
+    pub fn new(ws: Arc<Workspace>) -> Self {
+        Self {
+            ws,
+            spec: ToolSpec::new(
+                "write_file",
+                "Writes text to a file of the workspace, replacing it if it exists.",
+                json!({"type": "object", "properties": {"path": path_schema("file, relative to the workspace"), "content": {"type": "string", "maxLength": 4000}}, "required": ["path", "content"], "additionalProperties": false}),
+                json!({"path": "summary.txt", "content": "Done."}),
+            ),
+        }
+    }
+}
+
+impl Tool for WriteFile {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    fn call(&self, input: Value) -> ToolFuture<'_> {
+        let ws = self.ws.clone();
+        Box::pin(async move {
+            let rel = str_field(&input, "path")?.to_string();
+            let content = str_field(&input, "content")?.to_string();
+            blocking(move || {
+                let path = ws.resolve(&rel, false)?;
+                if path.is_dir() {
+                    return Err(ToolError::Failed(format!("`{rel}` is a folder")));
+                }
+                // Write beside, then rename: a failed write never leaves half a file.
+                let tmp = path.with_extension("pae-local-tmp");
+                std::fs::write(&tmp, content.as_bytes())
+                    .and_then(|()| std::fs::rename(&tmp, &path))
+                    .map_err(|e| {
+                        let _ = std::fs::remove_file(&tmp);
+                        ToolError::Failed(format!("cannot write `{rel}`: {e}"))
+                    })?;
+                Ok(format!("wrote {} bytes to {}", content.len(), ws.display(&path)))
+            })
+            .await
+        })
+    }
+}

@@ -1,0 +1,175 @@
+//! Tools the executor can call: a [`Tool`] trait, a [`Registry`] that runs calls with a
+//! timeout and turns every failure into an error observation, and the built-in tools.
+//!
+//! Tools know nothing of models; sandbox checks live inside each tool.
+
+mod calculator;
+mod files;
+mod human;
+mod http;
+mod shell;
+mod spec;
+mod sql;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use calculator::Calculator;
+pub use files::{ListDir, ReadFile, SearchFiles, Workspace, WriteFile};
+pub use human::{AskHuman, Human};
+pub use http::HttpRequest;
+pub use shell::Shell;
+pub use spec::ToolSpec;
+pub use sql::SqlQuery;
+
+/// What a tool call returns.
+pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = Result<String, ToolError>> + Send + 'a>>;
+
+/// Why a tool call failed. The agent shows it to the model as an error observation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ToolError {
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// A sandbox or permission check said no.
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("timed out after {0:.1?}")]
+    Timeout(Duration),
+}
+
+/// A tool: a name, a description and an input schema the model sees, and an async call.
+pub trait Tool: Send + Sync {
+    fn spec(&self) -> &ToolSpec;
+
+    /// Runs the tool on an input already validated against its schema.
+    fn call(&self, input: Value) -> ToolFuture<'_>;
+}
+
+/// The result of one call, as the agent records it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Observation {
+    pub text: String,
+    pub error: bool,
+    pub elapsed_secs: f64,
+}
+
+/// The tools of one run.
+pub struct Registry {
+    tools: Vec<Arc<dyn Tool>>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.tools.iter().map(|t| t.spec().name.as_str()).collect();
+        f.debug_struct("Registry").field("tools", &names).field("timeout", &self.timeout).finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry whose calls time out after `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            tools: Vec::new(),
+            timeout,
+        }
+    }
+
+    /// Adds a tool; names must be unique identifiers (they appear verbatim in grammars).
+    pub fn add(&mut self, tool: Arc<dyn Tool>) -> Result<&mut Self, String> {
+        let name = &tool.spec().name;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(format!("tool name `{name}` must be letters, digits, `_` or `-`"));
+        }
+        if self.get(name).is_some() {
+            return Err(format!("two tools are named `{name}`"));
+        }
+        jsonschema::validator_for(&tool.spec().input_schema)
+            .map_err(|e| format!("the input schema of `{name}` is invalid: {e}"))?;
+        self.tools.push(tool);
+        Ok(self)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
+        self.tools.iter().find(|t| t.spec().name == name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty()
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The specs of every tool, in registration order.
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        self.tools.iter().map(|t| t.spec().clone()).collect()
+    }
+
+    /// Calls `name` on `input`. Unknown tools, invalid input, failures and timeouts all come
+    /// back as error observations, never as panics or errors of the run.
+    pub async fn call(&self, name: &str, input: &Value) -> Observation {
+        let start = Instant::now();
+        let result = match self.get(name) {
+            None => Err(ToolError::InvalidInput(format!("there is no tool `{name}`"))),
+            Some(tool) => match tool.spec().validate(input) {
+                Err(e) => Err(ToolError::InvalidInput(e)),
+                Ok(()) => match tokio::time::timeout(self.timeout, tool.call(input.clone())).await {
+                    Ok(r) => r,
+                    Err(_) => Err(ToolError::Timeout(self.timeout)),
+                },
+            },
+        };
+        let elapsed_secs = start.elapsed().as_secs_f64();
+        match result {
+            Ok(text) => Observation {
+                text,
+                error: false,
+                elapsed_secs,
+            },
+            Err(e) => Observation {
+                text: format!("Error: {e}"),
+                error: true,
+                elapsed_secs,
+            },
+        }
+    }
+}
+
+/// Runs blocking work (file system, SQLite, HTTP) off the async threads.
+async fn blocking<F>(f: F) -> Result<String, ToolError>
+where
+    F: FnOnce() -> Result<String, ToolError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ToolError::Failed(format!("the tool crashed: {e}"))))
+}
+
+/// A string field of a validated input.
+fn str_field<'a>(input: &'a Value, key: &str) -> Result<&'a str, ToolError> {
+    input
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ToolError::InvalidInput(format!("`{key}` must be a string")))
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary, saying so.
+fn cap(text: String, max: usize, what: &str) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}\n[{what} cut at {max} of {} bytes]", &text[..end], text.len())
+}

@@ -1,0 +1,38 @@
+//! What a model is told about a tool: name, description, input schema and an example input.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The description of a tool that prompts and grammars are built from.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON schema of the input object.
+    pub input_schema: Value,
+    /// A valid input, shown to the model as an example.
+    pub example: Value,
+}
+
+impl ToolSpec {
+    pub fn new(name: impl Into<String>, description: impl Into<String>, input_schema: Value, example: Value) -> Self {
+        Self {
+            name: name.into(),
+            description: description.into(),
+            input_schema,
+            example,
+        }
+    }
+
+    /// Checks `input` against the schema; the error lists what is wrong.
+    pub fn validate(&self, input: &Value) -> Result<(), String> {
+        let validator = jsonschema::validator_for(&self.input_schema)
+            .map_err(|e| format!("the input schema of `{}` is invalid: {e}", self.name))?;
+        let errors: Vec<String> = validator.iter_errors(input).map(|e| e.to_string()).collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("invalid input for `{}`: {}", self.name, errors.join("; ")))
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! `pae-local plan`: the planner alone.
+
+use std::sync::Arc;
+
+use clap::Args;
+use pae_local::agent::grammars::Limits;
+use pae_local::agent::llm::LocalLlm;
+use pae_local::agent::planner::{Planner, PlannerKind};
+use pae_local::agent::prompt::PromptContext;
+use pae_local::agent::templates::Templates;
+use pae_local::decode::Engine;
+
+use super::args::{ModelArgs, SamplingArgs};
+use super::load::load_model;
+use super::printer;
+use super::tools::ToolArgs;
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// What the plan is for.
+    objective: String,
+    /// Most steps.
+    #[arg(long, default_value_t = 4)]
+    max_steps: usize,
+    /// Planner kind.
+    #[arg(long, value_enum, default_value_t = PlannerKind::Numbered)]
+    planner: PlannerKind,
+    /// Folder of templates overriding the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    templates: Option<std::path::PathBuf>,
+    /// Print `{"steps": [...], "raw": "..."}`.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    #[command(flatten)]
+    tools: ToolArgs,
+}
+
+pub fn run(margs: &ModelArgs, args: PlanArgs) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=20).contains(&args.max_steps), "--max-steps must be between 1 and 20");
+    let sampling = args.sampling.to_params()?;
+    let templates = match &args.templates {
+        Some(dir) => Templates::with_overrides(dir)?,
+        None => Templates::builtin()?,
+    };
+    let registry = args.tools.registry()?;
+    let model = load_model(margs, None)?;
+    let llm = LocalLlm::new(Arc::new(Engine::new(model)));
+    let limits = Limits {
+        max_steps: args.max_steps,
+        ..Limits::default()
+    };
+    let ctx = PromptContext {
+        objective: args.objective.clone(),
+        tools: registry.specs(),
+        max_steps: args.max_steps,
+        ..Default::default()
+    };
+    let planner = Planner::new(args.planner, limits);
+    let stream = !args.json;
+    let out = planner.plan(&llm, &templates, &ctx, &sampling, &mut |t| {
+        if stream {
+            let _ = printer::out(t);
+        }
+    })?;
+    if args.json {
+        printer::json(&serde_json::json!({"steps": out.steps, "raw": out.raw}))?;
+    } else if !out.raw.ends_with('\n') {
+        printer::out("\n")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! Tool flags shared by `plan` and `run`, and the registry they build.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use pae_local::agent::tools::{
+    AskHuman, Calculator, HttpRequest, Human, ListDir, ReadFile, Registry, SearchFiles, Shell, SqlQuery, Workspace,
+    WriteFile,
+};
+
+#[derive(Debug, Clone, Args)]
+pub struct ToolArgs {
+    /// Folder the file tools are confined to [default: the current directory].
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Let the agent write files in the workspace (adds `write_file`).
+    #[arg(long)]
+    pub allow_write: bool,
+    /// SQLite database for `sql_query` (read-only unless --allow-sql-write).
+    #[arg(long, value_name = "FILE")]
+    pub sqlite: Option<PathBuf>,
+    /// Let `sql_query` change the database.
+    #[arg(long, requires = "sqlite")]
+    pub allow_sql_write: bool,
+    /// Base URL `http_request` may reach (repeatable; none by default).
+    #[arg(long = "allow-http", value_name = "URL")]
+    pub allow_http: Vec<String>,
+    /// Command `shell` may run (repeatable; none by default).
+    #[arg(long = "allow-shell", value_name = "CMD")]
+    pub allow_shell: Vec<String>,
+    /// Offer `ask_human` even when stdin is not a terminal.
+    #[arg(long)]
+    pub human: bool,
+    /// Seconds before a tool call is abandoned.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub tool_timeout: f64,
+}
+
+/// The person at the terminal, asked on stderr, answering on stdin.
+pub struct Terminal;
+
+impl Human for Terminal {
+    fn ask(&self, question: &str) -> Option<String> {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\n? {question}\n> ");
+        let _ = err.flush();
+        let mut line = String::new();
+        match std::io::stdin().lock().read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line.trim_end().to_string()),
+        }
+    }
+}
+
+impl ToolArgs {
+    pub fn workspace(&self) -> anyhow::Result<Arc<Workspace>> {
+        let dir = match &self.workspace {
+            Some(d) => d.clone(),
+            None => std::env::current_dir()?,
+        };
+        Ok(Arc::new(
+            Workspace::new(&dir).with_context(|| format!("workspace `{}`", dir.display()))?,
+        ))
+    }
+
+    /// The registry these flags ask for.
+    pub fn registry(&self) -> anyhow::Result<Registry> {
+        anyhow::ensure!(self.tool_timeout > 0.0, "--tool-timeout must be positive");
+        let timeout = Duration::from_secs_f64(self.tool_timeout);
+        let ws = self.workspace()?;
+        let mut r = Registry::new(timeout);
+        let add = |r: &mut Registry, t: Arc<dyn pae_local::agent::tools::Tool>| r.add(t).map(|_| ()).map_err(anyhow::Error::msg);
+        add(&mut r, Arc::new(Calculator::default()))?;
+        add(&mut r, Arc::new(ListDir::new(ws.clone())))?;
+        add(&mut r, Arc::new(ReadFile::new(ws.clone())))?;
+        add(&mut r, Arc::new(SearchFiles::new(ws.clone())))?;
+        if self.allow_write {
+            add(&mut r, Arc::new(WriteFile::new(ws.clone())))?;
+        }
+        if let Some(db) = &self.sqlite {
+            add(&mut r, Arc::new(SqlQuery::new(db, self.allow_sql_write).map_err(anyhow::Error::msg)?))?;
+        }
+        if !self.allow_http.is_empty() {
+            add(&mut r, Arc::new(HttpRequest::new(self.allow_http.clone(), timeout)))?;
+        }
+        if !self.allow_shell.is_empty() {
+            add(&mut r, Arc::new(Shell::new(self.allow_shell.clone(), ws.root().to_path_buf())))?;
+        }
+        if self.human || std::io::stdin().is_terminal() {
+            add(&mut r, Arc::new(AskHuman::new(Arc::new(Terminal))))?;
+        }
+        Ok(r)
+    }
+}
