@@ -19,7 +19,7 @@ use super::llm::{Llm, LlmRequest, Purpose};
 use super::parse::{self, ReactStep};
 use super::prompt::{ActionView, PromptContext};
 use super::templates::Templates;
-use super::tools::Registry;
+use super::tools::{Registry, ToolSpec};
 
 /// How steps are carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -126,10 +126,18 @@ pub(crate) async fn execute_step(env: &StepEnv<'_>, ctx: &PromptContext, index: 
         let mut ctx = ctx.clone();
         ctx.step = step.to_string();
         ctx.failure = failure.clone();
+        // A greedy retry would repeat the failed attempt word for word: retries sample.
+        let mut sampling = env.config.sampling.clone();
+        if attempt > 0 {
+            sampling.seed = sampling.seed.wrapping_add(attempt as u64);
+            if sampling.is_greedy() {
+                sampling.temperature = 0.7;
+            }
+        }
         let mut actions = Vec::new();
         let outcome = match env.config.kind {
-            ExecutorKind::React => react(env, &ctx, index, &mut actions).await?,
-            ExecutorKind::Direct => direct(env, &ctx, index, &mut actions).await?,
+            ExecutorKind::React => react(env, &ctx, index, &mut actions, &sampling).await?,
+            ExecutorKind::Direct => direct(env, &ctx, index, &mut actions, &sampling).await?,
         };
         match outcome {
             Outcome::Done(result) => {
@@ -171,22 +179,46 @@ pub(crate) async fn execute_step(env: &StepEnv<'_>, ctx: &PromptContext, index: 
 /// and earlier steps' results.
 fn choices(ctx: &PromptContext, actions: &[ActionRecord], limits: &Limits) -> Vec<String> {
     let obs = actions.iter().rev().filter(|a| !a.error).map(|a| a.observation.as_str());
-    let past = ctx.past_steps.iter().rev().map(|s| s.result.as_str());
+    let past = ctx.past_steps.iter().rev().filter(|s| !s.failed).map(|s| s.result.as_str());
     grammars::answer_choices(obs.chain(past), limits)
 }
 
-async fn react(env: &StepEnv<'_>, ctx: &PromptContext, index: usize, actions: &mut Vec<ActionRecord>) -> Result<Outcome, Halt> {
+/// The tool a step names (`Use <tool> to …`, as the plan grammar writes steps), if it exists.
+fn named_tool<'a>(step: &str, specs: &'a [ToolSpec]) -> Option<&'a ToolSpec> {
+    let rest = step.trim().strip_prefix("Use ")?;
+    specs.iter().find(|t| rest.strip_prefix(t.name.as_str()).is_some_and(|r| r.starts_with(' ') || r.is_empty()))
+}
+
+async fn react(
+    env: &StepEnv<'_>,
+    ctx: &PromptContext,
+    index: usize,
+    actions: &mut Vec<ActionRecord>,
+    sampling: &SamplingParams,
+) -> Result<Outcome, Halt> {
     let specs = env.registry.specs();
     let messages = ctx.messages(env.templates, "executor.jinja")?;
     let mut scratchpad = String::new();
     for _ in 0..env.config.max_iterations.max(1) {
-        let grammar = grammars::executor(env.templates, &specs, &env.config.limits, &choices(ctx, actions, &env.config.limits))?;
+        // The first action of a step that names its tool uses that tool: the planner chose it.
+        let offered: Vec<ToolSpec> = match named_tool(&ctx.step, &specs) {
+            Some(t) if actions.is_empty() => vec![t.clone()],
+            _ => specs.clone(),
+        };
+        let grammar = grammars::executor(
+            env.templates,
+            &offered,
+            &env.config.limits,
+            &choices(ctx, actions, &env.config.limits),
+            &ctx.step,
+            !actions.is_empty(),
+        )?;
         let req = LlmRequest {
             purpose: Purpose::Execute,
             messages: messages.clone(),
             assistant_prefix: scratchpad.clone(),
             grammar: Some(grammar),
-            sampling: env.config.sampling.clone(),
+            sampling: sampling.clone(),
             max_tokens: 768,
         };
         let resp = env.caller.call(env.llm, "executor", req).await?;
@@ -214,14 +246,24 @@ async fn react(env: &StepEnv<'_>, ctx: &PromptContext, index: usize, actions: &m
     )))
 }
 
-async fn direct(env: &StepEnv<'_>, ctx: &PromptContext, index: usize, actions: &mut Vec<ActionRecord>) -> Result<Outcome, Halt> {
+async fn direct(
+    env: &StepEnv<'_>,
+    ctx: &PromptContext,
+    index: usize,
+    actions: &mut Vec<ActionRecord>,
+    sampling: &SamplingParams,
+) -> Result<Outcome, Halt> {
     let specs = env.registry.specs();
+    let offered: Vec<ToolSpec> = match named_tool(&ctx.step, &specs) {
+        Some(t) => vec![t.clone()],
+        None => specs.clone(),
+    };
     let req = LlmRequest {
         purpose: Purpose::Execute,
         messages: ctx.messages(env.templates, "executor.jinja")?,
         assistant_prefix: String::new(),
-        grammar: Some(grammars::direct(env.templates, &specs)?),
-        sampling: env.config.sampling.clone(),
+        grammar: Some(grammars::direct(env.templates, &offered)?),
+        sampling: sampling.clone(),
         max_tokens: 512,
     };
     let resp = env.caller.call(env.llm, "executor", req).await?;
@@ -309,6 +351,7 @@ pub(crate) fn past_step(record: &StepRecord) -> super::prompt::PastStep {
     super::prompt::PastStep {
         step: record.step.clone(),
         result: record.result.clone(),
+        failed: record.status == StepStatus::Failed,
         actions: record
             .actions()
             .map(|a| ActionView {

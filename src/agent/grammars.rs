@@ -44,6 +44,9 @@ struct Context<'a> {
     answer_choices: &'a [String],
     can_continue: bool,
     candidates: Vec<Vec<String>>,
+    step: String,
+    has_observation: bool,
+    objective: String,
 }
 
 fn context<'a>(tools: &[ToolSpec], limits: &Limits, answer_choices: &'a [String]) -> Context<'a> {
@@ -63,24 +66,48 @@ fn context<'a>(tools: &[ToolSpec], limits: &Limits, answer_choices: &'a [String]
         answer_choices,
         can_continue: true,
         candidates: Vec::new(),
+        step: String::new(),
+        has_observation: false,
+        objective: String::new(),
     }
 }
 
-/// Keeps the answer choices a grammar can offer: single lines, short enough, not empty.
-pub fn answer_choices<'a>(candidates: impl IntoIterator<Item = &'a str>, limits: &Limits) -> Vec<String> {
+/// Most answer choices a grammar offers.
+const MAX_CHOICES: usize = 24;
+
+/// The answers a grammar offers verbatim: every line of `texts` (observations, step results,
+/// most recent first), trimmed, short enough, not empty, without repeats.
+pub fn answer_choices<'a>(texts: impl IntoIterator<Item = &'a str>, limits: &Limits) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for c in candidates {
-        let c = c.trim();
-        if !c.is_empty() && !c.contains('\n') && c.chars().count() <= limits.max_answer_chars && !out.iter().any(|o| o == c) {
-            out.push(c.to_string());
+    for text in texts {
+        for line in text.lines() {
+            let c = line.trim();
+            if !c.is_empty()
+                && !c.starts_with('[')
+                && c.chars().count() <= limits.max_answer_chars
+                && !out.iter().any(|o| o == c)
+                && out.len() < MAX_CHOICES
+            {
+                out.push(c.to_string());
+            }
         }
     }
     out
 }
 
-/// A numbered plan.
-pub fn plan(t: &Templates, limits: &Limits) -> Result<Grammar, Error> {
-    Ok(Grammar::Lark(t.render("grammars/plan.lark.j2", context(&[], limits, &[]))?))
+/// A numbered plan whose steps each name one of `tools`; `objective` (if not empty) is offered
+/// verbatim as what a step does.
+pub fn plan(t: &Templates, tools: &[ToolSpec], limits: &Limits, objective: &str) -> Result<Grammar, Error> {
+    let ctx = Context {
+        objective: one_line(objective),
+        ..context(tools, limits, &[])
+    };
+    Ok(Grammar::Lark(t.render("grammars/plan.lark.j2", ctx)?))
+}
+
+/// `text` on one line (a grammar literal must not contain the line end that closes a step).
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// `{"steps": [...]}` by JSON schema.
@@ -91,19 +118,40 @@ pub fn plan_json(t: &Templates, limits: &Limits) -> Result<Grammar, Error> {
     Ok(Grammar::JsonSchema(schema))
 }
 
-/// One ReAct step over `tools`.
-pub fn executor(t: &Templates, tools: &[ToolSpec], limits: &Limits, answer_choices: &[String]) -> Result<Grammar, Error> {
+/// One ReAct round over `tools` for `step`; `has_observation` once a tool has answered.
+pub fn executor(
+    t: &Templates,
+    tools: &[ToolSpec],
+    limits: &Limits,
+    answer_choices: &[String],
+    step: &str,
+    has_observation: bool,
+) -> Result<Grammar, Error> {
     if tools.is_empty() {
         return Err(Error::Template("the executor needs at least one tool".into()));
     }
-    Ok(Grammar::Lark(t.render("grammars/executor.lark.j2", context(tools, limits, answer_choices))?))
+    let ctx = Context {
+        step: step.trim().trim_end_matches('.').to_string(),
+        has_observation,
+        ..context(tools, limits, answer_choices)
+    };
+    Ok(Grammar::Lark(t.render("grammars/executor.lark.j2", ctx)?))
 }
 
-/// The replanner's decision; `continue` is offered only when `can_continue` (steps remain).
-pub fn replan(t: &Templates, limits: &Limits, answer_choices: &[String], can_continue: bool) -> Result<Grammar, Error> {
+/// The replanner's decision; `continue` is offered only when `can_continue` (steps remain), the
+/// answer only when there are `answer_choices` to quote.
+pub fn replan(
+    t: &Templates,
+    tools: &[ToolSpec],
+    limits: &Limits,
+    answer_choices: &[String],
+    can_continue: bool,
+    objective: &str,
+) -> Result<Grammar, Error> {
     let ctx = Context {
         can_continue,
-        ..context(&[], limits, answer_choices)
+        objective: one_line(objective),
+        ..context(tools, limits, answer_choices)
     };
     Ok(Grammar::Lark(t.render("grammars/replan.lark.j2", ctx)?))
 }

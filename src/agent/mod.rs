@@ -13,6 +13,7 @@ pub mod parse;
 pub mod plan_choice;
 pub mod planner;
 pub mod prompt;
+pub mod relevance;
 mod replanner;
 pub mod runner;
 pub mod supervisor;

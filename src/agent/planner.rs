@@ -50,7 +50,7 @@ impl Planner {
     /// The request for a plan for `ctx.objective`.
     pub fn request(&self, templates: &Templates, ctx: &PromptContext, sampling: &SamplingParams) -> Result<LlmRequest, Error> {
         let grammar = match self.kind {
-            PlannerKind::Numbered => grammars::plan(templates, &self.limits)?,
+            PlannerKind::Numbered => grammars::plan(templates, &ctx.tools, &self.limits, &ctx.objective)?,
             PlannerKind::Json => grammars::plan_json(templates, &self.limits)?,
         };
         Ok(LlmRequest {

@@ -21,7 +21,9 @@ pub struct ActionView {
 #[derive(Debug, Clone, Serialize)]
 pub struct PastStep {
     pub step: String,
+    /// The answer of the step, or why it failed.
     pub result: String,
+    pub failed: bool,
     pub actions: Vec<ActionView>,
 }
 
@@ -42,6 +44,8 @@ pub struct PromptContext {
     pub max_iterations: usize,
     /// Candidate plans, for the judge.
     pub candidates: Vec<Vec<String>>,
+    /// Steps of the current plan not yet carried out, for the replanner.
+    pub remaining: Vec<String>,
 }
 
 impl PromptContext {

@@ -22,18 +22,16 @@ pub(crate) async fn decide(
     ctx: &PromptContext,
     can_continue: bool,
 ) -> Result<Decision, Halt> {
-    let results = ctx.past_steps.iter().rev().map(|s| s.result.as_str());
-    let observations = ctx
-        .past_steps
-        .iter()
-        .rev()
-        .flat_map(|s| s.actions.iter().rev().filter(|a| !a.error).map(|a| a.observation.as_str()));
-    let choices = grammars::answer_choices(results.chain(observations), limits);
+    // Each step's result, then its observations, most recent step first.
+    let texts = ctx.past_steps.iter().rev().filter(|s| !s.failed).flat_map(|s| {
+        std::iter::once(s.result.as_str()).chain(s.actions.iter().rev().filter(|a| !a.error).map(|a| a.observation.as_str()))
+    });
+    let choices = grammars::answer_choices(texts, limits);
     let req = LlmRequest {
         purpose: Purpose::Replan,
         messages: ctx.messages(templates, "replanner.jinja")?,
         assistant_prefix: String::new(),
-        grammar: Some(grammars::replan(templates, limits, &choices, can_continue)?),
+        grammar: Some(grammars::replan(templates, &ctx.tools, limits, &choices, can_continue, &ctx.objective)?),
         sampling: sampling.clone(),
         max_tokens: limits.max_steps * (limits.max_step_chars / 2 + 8) + limits.max_answer_chars + 32,
     };

@@ -246,7 +246,7 @@ impl Agent {
         };
         let ctx = PromptContext {
             objective: objective.to_string(),
-            tools: self.registry.specs(),
+            tools: super::relevance::rank(objective, &self.registry.specs()),
             persona: self.config.persona.clone(),
             max_steps: self.config.limits.max_steps,
             max_iterations: self.config.executor.max_iterations,
@@ -291,6 +291,7 @@ impl Run<'_> {
         loop {
             let Some(step) = remaining.pop_front() else {
                 // Nothing left to do: only an answer or a new plan can follow.
+                self.ctx.remaining.clear();
                 match self.decide(false).await? {
                     Decision::Answer(a) => return Ok(End::Answered(a)),
                     Decision::Replan(p) => match self.replan(p, "the plan ran out of steps").await? {
@@ -329,6 +330,7 @@ impl Run<'_> {
             self.ctx.failure = if failed { record.result.clone() } else { String::new() };
             self.steps.push(record);
             self.ctx.feedback = self.remark(index, &step).await;
+            self.ctx.remaining = remaining.iter().cloned().collect();
             let decision = self.decide(!failed && !remaining.is_empty()).await?;
             match decision {
                 Decision::Continue => {}

@@ -32,6 +32,7 @@ const PROMPT_VARS: &[&str] = &[
     "max_steps",
     "max_iterations",
     "candidates",
+    "remaining",
 ];
 const GRAMMAR_VARS: &[&str] = &[
     "tools",
@@ -42,6 +43,9 @@ const GRAMMAR_VARS: &[&str] = &[
     "answer_choices",
     "can_continue",
     "candidates",
+    "step",
+    "has_observation",
+    "objective",
 ];
 
 const BUILTINS: &[Builtin] = &[

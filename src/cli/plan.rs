@@ -53,7 +53,7 @@ pub fn run(margs: &ModelArgs, args: PlanArgs) -> anyhow::Result<()> {
     };
     let ctx = PromptContext {
         objective: args.objective.clone(),
-        tools: registry.specs(),
+        tools: pae_local::agent::relevance::rank(&args.objective, &registry.specs()),
         max_steps: args.max_steps,
         ..Default::default()
     };

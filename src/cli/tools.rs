@@ -76,7 +76,9 @@ impl ToolArgs {
         let add = |r: &mut Registry, t: Arc<dyn pae_local::agent::tools::Tool>| r.add(t).map(|_| ()).map_err(anyhow::Error::msg);
         add(&mut r, Arc::new(Calculator::default()))?;
         add(&mut r, Arc::new(ListDir::new(ws.clone())))?;
-        add(&mut r, Arc::new(ReadFile::new(ws.clone())))?;
+        // With writes allowed, files may appear during the run: any path may be read then.
+        let read = if self.allow_write { ReadFile::any_path(ws.clone()) } else { ReadFile::new(ws.clone()) };
+        add(&mut r, Arc::new(read))?;
         add(&mut r, Arc::new(SearchFiles::new(ws.clone())))?;
         if self.allow_write {
             add(&mut r, Arc::new(WriteFile::new(ws.clone())))?;

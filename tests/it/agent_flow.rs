@@ -531,10 +531,10 @@ fn sandboxes_refuse_with_error_observations() {
     assert!(!std::fs::read_to_string(outside.path().join("secret.txt")).unwrap().is_empty());
     // The files tools do work inside.
     assert_eq!(call(&reg, "read_file", json!({"path": "docs/readme.md"})).1, false);
-    let (out, err) = call(&reg, "search_files", json!({"pattern": "TODO"}));
-    assert!(!err && out.contains("todo.txt:1: TODO: water the plants"), "{out}");
+    let (out, err) = call(&reg, "search_files", json!({"pattern": "water"}));
+    assert!(!err && out.contains("todo.txt:1: - water the plants"), "{out}");
     let (out, err) = call(&reg, "sql_query", json!({"query": "SELECT name FROM users WHERE city = 'Paris' ORDER BY name"}));
-    assert_eq!((out.as_str(), err), ("name\nAlice\nCarol", false));
+    assert_eq!((out.as_str(), err), ("name: Alice\nname: Carol", false));
     let (out, err) = call(&reg, "shell", json!({"command": "echo", "args": ["hi; rm -rf /"]}));
     assert_eq!((out.as_str(), err), ("hi; rm -rf /", false), "arguments are not interpreted by a shell");
     let (out, _) = call(&reg, "list_dir", json!({"path": "."}));

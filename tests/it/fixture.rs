@@ -25,7 +25,7 @@ pub fn create() -> Fixture {
     std::fs::write(root.join("fruits.txt"), "apple\nbanana\ncherry\ndate\nelderberry\n").unwrap();
     std::fs::create_dir(root.join("docs")).unwrap();
     std::fs::write(root.join("docs/readme.md"), "# Project Falcon\nThe launch date is 2025-03-14.\n").unwrap();
-    std::fs::write(root.join("todo.txt"), "TODO: water the plants\nTODO: pay rent\n").unwrap();
+    std::fs::write(root.join("todo.txt"), "- water the plants\n- pay rent\n").unwrap();
     let db = root.join("shop.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(

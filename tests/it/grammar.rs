@@ -43,6 +43,17 @@ fn prompt(m: &Model, user: &str) -> Vec<u32> {
 
 /// Generates once per seed (no retries) and hands each output to `check`.
 fn property(file: &str, grammar: Grammar, user: &str, max_tokens: usize, check: impl Fn(&str) -> Result<(), String>) {
+    property_with(file, &|_| grammar.clone(), user, max_tokens, check)
+}
+
+/// Like [`property`], with the grammar of each seed.
+fn property_with(
+    file: &str,
+    grammar_for: &dyn Fn(u64) -> Grammar,
+    user: &str,
+    max_tokens: usize,
+    check: impl Fn(&str) -> Result<(), String>,
+) {
     let m = model(file);
     let engine = Engine::new(m.clone());
     let mut session = engine.session();
@@ -55,7 +66,7 @@ fn property(file: &str, grammar: Grammar, user: &str, max_tokens: usize, check: 
             max_tokens,
             sampling: sampling(seed),
             stop_strings: Vec::new(),
-            grammar: Some(grammar.clone()),
+            grammar: Some(grammar_for(seed)),
         };
         let g = engine.generate(&mut session, &ids, &req, &mut |_| {}).unwrap();
         forced += g.stats.forced_tokens;
@@ -86,10 +97,12 @@ fn plan_property(file: &str) {
         ..Default::default()
     };
     let user = t.render("planner.jinja", &ctx).unwrap();
-    property(file, grammars::plan(&t, &LIMITS).unwrap(), &user, 400, |text| {
+    property(file, grammars::plan(&t, &ctx.tools, &LIMITS, &ctx.objective).unwrap(), &user, 400, |text| {
         let steps = parse::plan(text, LIMITS.max_steps).map_err(|e| e.to_string())?;
-        match steps.iter().find(|s| s.chars().count() > LIMITS.max_step_chars) {
-            Some(s) => Err(format!("step longer than {}: {s:?}", LIMITS.max_step_chars)),
+        // "Use <tool> to " + at most max_step_chars, or the objective quoted whole.
+        let bound = "Use search_files to answer: ".len() + LIMITS.max_step_chars.max(ctx.objective.len());
+        match steps.iter().find(|s| s.chars().count() > bound || !s.starts_with("Use ")) {
+            Some(s) => Err(format!("step not of the form `Use <tool> to …` within {bound} characters: {s:?}")),
             None => Ok(()),
         }
     });
@@ -108,11 +121,13 @@ fn executor_property(file: &str) {
         ..Default::default()
     };
     let user = t.render("executor.jinja", &ctx).unwrap();
-    let choices = vec!["2".to_string(), "Alice, Carol".to_string()];
-    let grammar = grammars::executor(&t, &specs, &LIMITS, &choices).unwrap();
-    property(file, grammar, &user, 600, |text| {
-        parse::react(text, &specs).map(|_| ()).map_err(|e| e.to_string())
-    });
+    // Both rounds: before any observation (thought forced, then an action) and after one
+    // (the result quoted, or another action), half the seeds each.
+    let choices = vec!["COUNT(*)".to_string(), "2".to_string()];
+    let first = grammars::executor(&t, &specs, &LIMITS, &[], &ctx.step, false).unwrap();
+    let later = grammars::executor(&t, &specs, &LIMITS, &choices, &ctx.step, true).unwrap();
+    let check = |text: &str| parse::react(text, &specs).map(|_| ()).map_err(|e| e.to_string());
+    property_with(file, &|seed| if seed % 2 == 0 { first.clone() } else { later.clone() }, &user, 600, check);
 }
 
 const DATE_RE: &str = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])( at [0-9]{2}:[0-9]{2})?";
@@ -283,7 +298,7 @@ fn direct_and_replan_grammars_parse() {
         let g = engine.generate(&mut s, &prompt(m, "Count the users in Paris."), &req, &mut |_| {}).unwrap();
         parse::direct(&g.text, &specs).unwrap_or_else(|e| panic!("{e}: {:?}", g.text));
         let req = GenerateRequest {
-            grammar: Some(grammars::replan(&t, &LIMITS, &["2".to_string()], seed % 2 == 0).unwrap()),
+            grammar: Some(grammars::replan(&t, &specs, &LIMITS, &["2".to_string()], seed % 2 == 0, "Count the users.").unwrap()),
             ..req
         };
         let g = engine.generate(&mut s, &prompt(m, "Decide."), &req, &mut |_| {}).unwrap();

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area.
 
+mod agent_e2e;
 mod agent_flow;
 mod cli;
 mod common;

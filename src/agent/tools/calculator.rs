@@ -25,7 +25,7 @@ impl Default for Calculator {
         Self {
             spec: ToolSpec::new(
                 "calculator",
-                "Computes an arithmetic expression exactly: numbers, + - * / % ^ and parentheses.",
+                "Computes arithmetic exactly: adds, subtracts, multiplies, divides and raises numbers to powers, written with + - * / ^ and parentheses.",
                 json!({
                     "type": "object",
                     "properties": {"expression": {"type": "string", "minLength": 1, "maxLength": 200}},
@@ -52,10 +52,29 @@ impl Tool for Calculator {
     }
 }
 
+/// Operators people (and models) spell out, and their symbols. Longest first.
+const WORDS: &[(&str, &str)] = &[
+    ("to the power of", "^"),
+    ("raised to", "^"),
+    ("multiplied by", "*"),
+    ("divided by", "/"),
+    ("squared", "^2"),
+    ("cubed", "^3"),
+    ("times", "*"),
+    ("plus", "+"),
+    ("minus", "-"),
+    ("over", "/"),
+    ("mod", "%"),
+];
+
 /// Evaluates `expr` exactly.
 pub fn evaluate(expr: &str) -> Result<BigRational, String> {
+    let mut text = expr.to_lowercase();
+    for (word, symbol) in WORDS {
+        text = text.replace(word, &format!(" {symbol} "));
+    }
     let mut p = Parser {
-        chars: expr.chars().filter(|c| !c.is_whitespace() && *c != ',' && *c != '_').collect(),
+        chars: text.chars().filter(|c| !c.is_whitespace() && *c != ',' && *c != '_').collect(),
         pos: 0,
     };
     // Thousands separators (`1,000`) and `_` are dropped above; `×`, `÷` and `x` between
@@ -300,6 +319,9 @@ mod tests {
         assert_eq!(calc("1,000 × 3"), "3000");
         assert_eq!(calc("2.5e3 / 2"), "1250");
         assert_eq!(calc("12 ÷ 4 - 1"), "2");
+        assert_eq!(calc("2 to the power of 10"), "1024");
+        assert_eq!(calc("345 plus 655"), "1000");
+        assert_eq!(calc("7 squared minus 9 divided by 3"), "46");
     }
 
     #[test]

@@ -76,6 +76,33 @@ impl Workspace {
         Ok(resolved)
     }
 
+    /// Up to `n` file names (relative, sorted), for descriptions that tell the model which
+    /// files exist: the workspace's own files, then those one folder down.
+    pub fn file_names(&self, n: usize) -> Vec<String> {
+        let list = |dir: &Path| -> Vec<PathBuf> {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+                .unwrap_or_default();
+            v.sort();
+            v.retain(|p| !p.file_name().is_some_and(|f| f.to_string_lossy().starts_with('.')));
+            v
+        };
+        let top = list(&self.root);
+        let mut names: Vec<String> = top.iter().filter(|p| p.is_file()).map(|p| self.display(p)).collect();
+        // Only names that stay inside (a symlink pointing out is not offered).
+        names.retain(|n| self.resolve(n, true).is_ok());
+        for d in top.iter().filter(|p| p.is_dir() && p.canonicalize().is_ok_and(|c| c.starts_with(&self.root))) {
+            names.extend(
+                list(d)
+                    .iter()
+                    .filter(|p| p.is_file() && p.canonicalize().is_ok_and(|c| c.starts_with(&self.root)))
+                    .map(|p| self.display(p)),
+            );
+        }
+        names.truncate(n);
+        names
+    }
+
     fn display(&self, p: &Path) -> String {
         let rel = p.strip_prefix(&self.root).unwrap_or(p);
         if rel.as_os_str().is_empty() {
@@ -101,7 +128,7 @@ impl ListDir {
             ws,
             spec: ToolSpec::new(
                 "list_dir",
-                "Lists the files and folders of a folder of the workspace (\".\" is the workspace itself).",
+                "Lists the files and folders in a folder of the workspace (\".\" is the workspace itself).",
                 json!({"type": "object", "properties": {"path": path_schema("folder, relative to the workspace")}, "required": ["path"], "additionalProperties": false}),
                 json!({"path": "."}),
             ),
@@ -159,15 +186,40 @@ pub struct ReadFile {
     spec: ToolSpec,
 }
 
+/// Workspaces with at most this many files have them listed: in the description, and as the
+/// only paths `read_file` accepts, so that a model cannot invent one.
+const MAX_LISTED_FILES: usize = 64;
+
 impl ReadFile {
+    /// Reads the files the workspace holds now: when there are few, the input schema lists
+    /// them, so a constrained model can only name a file that exists.
     pub fn new(ws: Arc<Workspace>) -> Self {
+        let files = ws.file_names(MAX_LISTED_FILES + 1);
+        let path = if !files.is_empty() && files.len() <= MAX_LISTED_FILES {
+            json!({"enum": files, "description": "file, relative to the workspace"})
+        } else {
+            path_schema("file, relative to the workspace")
+        };
+        Self::with_path_schema(ws, path, &files)
+    }
+
+    /// Reads any path inside the workspace (for runs that also write files).
+    pub fn any_path(ws: Arc<Workspace>) -> Self {
+        let files = ws.file_names(MAX_LISTED_FILES + 1);
+        Self::with_path_schema(ws, path_schema("file, relative to the workspace"), &files)
+    }
+
+    fn with_path_schema(ws: Arc<Workspace>, path: Value, files: &[String]) -> Self {
+        let shown: Vec<&str> = files.iter().take(12).map(String::as_str).collect();
+        let listing = if shown.is_empty() { String::new() } else { format!(" Files: {}.", shown.join(", ")) };
+        let example = files.first().cloned().unwrap_or_else(|| "notes.txt".into());
         Self {
             ws,
             spec: ToolSpec::new(
                 "read_file",
-                "Reads a text file of the workspace.",
-                json!({"type": "object", "properties": {"path": path_schema("file, relative to the workspace")}, "required": ["path"], "additionalProperties": false}),
-                json!({"path": "notes.txt"}),
+                format!("Reads a text file of the workspace and returns its text.{listing}"),
+                json!({"type": "object", "properties": {"path": path}, "required": ["path"], "additionalProperties": false}),
+                json!({ "path": example }),
             ),
         }
     }
@@ -222,7 +274,7 @@ impl SearchFiles {
             ws,
             spec: ToolSpec::new(
                 "search_files",
-                "Finds the lines of the workspace's text files that contain a word or match a pattern, as file:line: text.",
+                "Finds which files mention a word: returns each line that contains it, as file:line: text.",
                 json!({"type": "object", "properties": {"pattern": {"type": "string", "minLength": 1, "maxLength": 100}}, "required": ["pattern"], "additionalProperties": false}),
                 json!({"pattern": "TODO"}),
             ),

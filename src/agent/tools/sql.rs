@@ -13,6 +13,8 @@ use super::{blocking, str_field, Tool, ToolError, ToolFuture, ToolSpec};
 const MAX_ROWS: usize = 50;
 /// Longest cell shown.
 const MAX_CELL: usize = 200;
+/// Rows of each table shown in the tool's description.
+const SAMPLE_ROWS: usize = 3;
 
 pub struct SqlQuery {
     path: PathBuf,
@@ -26,15 +28,16 @@ impl SqlQuery {
     pub fn new(path: &Path, allow_write: bool) -> Result<Self, String> {
         let conn = open(path, false).map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
         let schema = describe_schema(&conn).map_err(|e| format!("cannot read the schema of `{}`: {e}", path.display()))?;
+        let example = example_query(&conn).unwrap_or_else(|| "SELECT COUNT(*) FROM sqlite_master".into());
         let mode = if allow_write { "" } else { " (read-only)" };
         Ok(Self {
             path: path.to_path_buf(),
             allow_write,
             spec: ToolSpec::new(
                 "sql_query",
-                format!("Runs one SQL query on the SQLite database{mode}. Tables: {schema}."),
+                format!("Looks up data: runs one SQL query on the SQLite database{mode} and returns the rows. Tables: {schema}."),
                 json!({"type": "object", "properties": {"query": {"type": "string", "minLength": 1, "maxLength": 400}}, "required": ["query"], "additionalProperties": false}),
-                json!({"query": "SELECT COUNT(*) FROM users"}),
+                json!({ "query": example }),
             ),
         })
     }
@@ -58,6 +61,26 @@ fn open(path: &Path, write: bool) -> rusqlite::Result<Connection> {
 }
 
 /// `users(id, name, email), orders(id, user_id, total)`.
+/// An example query built from the database itself: `SELECT COUNT(*) FROM t` for the table
+/// with the most text columns (the one questions are most likely about). A fixed example would
+/// name a table the database may not have.
+fn example_query(conn: &Connection) -> Option<String> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .ok()?;
+    let tables: Vec<String> = stmt.query_map([], |r| r.get(0)).ok()?.filter_map(Result::ok).collect();
+    let text_columns = |t: &str| -> usize {
+        conn.prepare(&format!("PRAGMA table_info(\"{}\")", t.replace('"', "\"\"")))
+            .and_then(|mut c| {
+                let types: Vec<String> = c.query_map([], |r| r.get(2))?.filter_map(Result::ok).collect();
+                Ok(types.iter().filter(|ty| ty.to_uppercase().contains("TEXT") || ty.to_uppercase().contains("CHAR")).count())
+            })
+            .unwrap_or(0)
+    };
+    let best = tables.iter().max_by_key(|t| (text_columns(t), std::cmp::Reverse((*t).clone())))?;
+    Some(format!("SELECT COUNT(*) FROM {best}"))
+}
+
 fn describe_schema(conn: &Connection) -> rusqlite::Result<String> {
     let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?;
     let tables: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
@@ -65,9 +88,25 @@ fn describe_schema(conn: &Connection) -> rusqlite::Result<String> {
     for t in tables {
         let mut cols = conn.prepare(&format!("PRAGMA table_info(\"{}\")", t.replace('"', "\"\"")))?;
         let names: Vec<String> = cols.query_map([], |r| r.get(1))?.collect::<Result<_, _>>()?;
-        out.push(format!("{t}({})", names.join(", ")));
+        let mut rows = conn.prepare(&format!("SELECT * FROM \"{}\" LIMIT {SAMPLE_ROWS}", t.replace('"', "\"\"")))?;
+        let n = names.len();
+        let samples: Vec<String> = rows
+            .query_map([], |r| {
+                Ok((0..n)
+                    .map(|i| match r.get_ref(i).ok() {
+                        Some(ValueRef::Text(s)) => format!("'{}'", String::from_utf8_lossy(s).chars().take(24).collect::<String>()),
+                        v => cell(v),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "))
+            })?
+            .filter_map(Result::ok)
+            .map(|r| format!("({r})"))
+            .collect();
+        let rows = if samples.is_empty() { String::new() } else { format!(" rows like {}", samples.join(", ")) };
+        out.push(format!("{t}({}){rows}", names.join(", ")));
     }
-    Ok(if out.is_empty() { "none".into() } else { out.join(", ") })
+    Ok(if out.is_empty() { "none".into() } else { out.join("; ") })
 }
 
 impl Tool for SqlQuery {
@@ -97,18 +136,23 @@ fn run(path: &Path, write: bool, query: &str) -> Result<String, ToolError> {
         return Ok(format!("ok, {n} row(s) changed"));
     }
     let mut rows = stmt.query([]).map_err(|e| sql_error(e, write))?;
-    let mut out = cols.join(" | ");
+    // One line per row, each value with its column name (`city: Berlin`), so that any line
+    // quoted as an answer says what it is.
+    let mut out = String::new();
     let mut n = 0usize;
     while let Some(row) = rows.next().map_err(|e| sql_error(e, write))? {
         n += 1;
         if n > MAX_ROWS {
             continue;
         }
-        let cells: Vec<String> = (0..cols.len()).map(|i| cell(row.get_ref(i).ok())).collect();
-        let _ = write!(out, "\n{}", cells.join(" | "));
+        let cells: Vec<String> = (0..cols.len()).map(|i| format!("{}: {}", cols[i], cell(row.get_ref(i).ok()))).collect();
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&cells.join(", "));
     }
     if n == 0 {
-        out.push_str("\n(no rows)");
+        out = format!("no rows (columns: {})", cols.join(", "));
     } else if n > MAX_ROWS {
         let _ = write!(out, "\n[{} more rows not shown]", n - MAX_ROWS);
     }
