@@ -121,7 +121,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let f = fixture::create();
-    let registry = fixture::registry(&f);
+    let registry = fixture::any_path_registry(&f);
     Setup {
         _fixture: f,
         registry: Some(registry),
@@ -162,7 +162,7 @@ fn plan_execute_answer() {
     let prompts = m.prompts();
     assert!(prompts[2].ends_with("Observation: 5\n"), "{}", prompts[2]);
     // The replanner saw the step's result.
-    assert!(prompts[3].contains("Result: 5"), "{}", prompts[3]);
+    assert!(prompts[3].contains("- Use calculator on 2 + 3.: 5\n"), "{}", prompts[3]);
     assert_eq!(m.left(), 0);
     let kinds = s.recorder.kinds();
     for k in ["run_start", "plan", "step_start", "llm_call", "action", "observation", "step_end", "final", "run_end"] {
@@ -414,7 +414,7 @@ fn edited_plans_run_as_edited_and_remarks_reach_the_next_prompt() {
     assert_eq!(r.status, RunStatus::Answered);
     assert_eq!(r.steps[0].step, "Use calculator on 2 + 3.");
     let prompts = m.prompts();
-    assert!(prompts[1].contains("Current step (1 of the plan): Use calculator on 2 + 3."), "{}", prompts[1]);
+    assert!(prompts[1].contains("Step: Use calculator on 2 + 3."), "{}", prompts[1]);
     assert!(prompts[3].contains("Note from the user: double-check it"), "{}", prompts[3]);
     assert!(s.recorder.count("human") >= 2);
 }
@@ -509,7 +509,7 @@ fn sandboxes_refuse_with_error_observations() {
     std::fs::write(outside.path().join("secret.txt"), "secret").unwrap();
     std::os::unix::fs::symlink(outside.path().join("secret.txt"), f.root().join("link.txt")).unwrap();
     std::os::unix::fs::symlink(outside.path(), f.root().join("linkdir")).unwrap();
-    let reg = fixture::wide_registry(&f);
+    let reg = fixture::widen(&f, fixture::any_path_registry(&f));
     for (tool, input, needle) in [
         ("read_file", json!({"path": "../etc/passwd"}), "`..`"),
         ("read_file", json!({"path": "/etc/passwd"}), "absolute"),
@@ -529,6 +529,11 @@ fn sandboxes_refuse_with_error_observations() {
         assert!(text.contains(needle), "{tool} {input}: `{needle}` not in {text:?}");
     }
     assert!(!std::fs::read_to_string(outside.path().join("secret.txt")).unwrap().is_empty());
+    // Without --allow-write, read_file names the workspace's files and takes no other path.
+    let listed = fixture::registry(&f);
+    let (text, error) = call(&listed, "read_file", json!({"path": "../etc/passwd"}));
+    assert!(error && text.contains("is not one of"), "{text}");
+    assert_eq!(call(&listed, "read_file", json!({"path": "todo.txt"})), ("- water the plants\n- pay rent\n".into(), false));
     // The files tools do work inside.
     assert_eq!(call(&reg, "read_file", json!({"path": "docs/readme.md"})).1, false);
     let (out, err) = call(&reg, "search_files", json!({"pattern": "water"}));

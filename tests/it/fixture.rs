@@ -40,12 +40,23 @@ pub fn create() -> Fixture {
 
 /// The tools of a run over the fixture, plus tools with other kinds of schema (enums,
 /// arrays, optional fields) for the grammar tests.
+/// `read_file` accepts only the files the fixture holds, as in a run without `--allow-write`.
 pub fn registry(f: &Fixture) -> Registry {
+    registry_reading(f, ReadFile::new)
+}
+
+/// [`registry`] with a `read_file` that takes any path, so that control-flow tests can
+/// script reads of missing files, files made later and paths that leave the workspace.
+pub fn any_path_registry(f: &Fixture) -> Registry {
+    registry_reading(f, ReadFile::any_path)
+}
+
+fn registry_reading(f: &Fixture, read_file: fn(Arc<Workspace>) -> ReadFile) -> Registry {
     let ws = Arc::new(Workspace::new(f.root()).unwrap());
     let mut r = Registry::new(Duration::from_secs(10));
     r.add(Arc::new(Calculator::default())).unwrap();
     r.add(Arc::new(ListDir::new(ws.clone()))).unwrap();
-    r.add(Arc::new(ReadFile::new(ws.clone()))).unwrap();
+    r.add(Arc::new(read_file(ws.clone()))).unwrap();
     r.add(Arc::new(SearchFiles::new(ws.clone()))).unwrap();
     r.add(Arc::new(SqlQuery::new(&f.db, false).unwrap())).unwrap();
     r
@@ -53,7 +64,11 @@ pub fn registry(f: &Fixture) -> Registry {
 
 /// [`registry`] plus `http_request` and `shell`, whose schemas use enums and arrays.
 pub fn wide_registry(f: &Fixture) -> Registry {
-    let mut r = registry(f);
+    widen(f, registry(f))
+}
+
+/// Adds `http_request` and `shell` to a registry.
+pub fn widen(f: &Fixture, mut r: Registry) -> Registry {
     r.add(Arc::new(HttpRequest::new(vec!["http://127.0.0.1:9/".into()], Duration::from_secs(1)))).unwrap();
     r.add(Arc::new(Shell::new(vec!["echo".into(), "wc".into()], f.root().to_path_buf()))).unwrap();
     r
