@@ -193,6 +193,8 @@ pub fn run(margs: &ModelArgs, args: RunArgs) -> anyhow::Result<()> {
         Some(dir) => Templates::with_overrides(dir)?,
         None => Templates::builtin()?,
     };
+    // Bad tool settings (a missing workspace or database) fail before any model loads.
+    args.tools.registry()?;
     let mut models = Models { loaded: Vec::new() };
     let executor_engine = models.engine(margs, args.executor_model.as_deref())?;
     let executor: Arc<dyn Llm> = Arc::new(LocalLlm::new(executor_engine.clone()));

@@ -175,3 +175,60 @@ fn bad_settings_are_one_line_errors() {
     let o = pae(&["generate", "--device", "gpu7", "-p", "x"]);
     assert_eq!(o.status.code(), Some(2), "clap usage errors exit 2");
 }
+
+#[test]
+fn run_answers_with_a_json_report_and_a_trace() {
+    let dir = temp_dir();
+    let ws = dir.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    std::fs::write(ws.join("notes.txt"), "Buy milk\n").unwrap();
+    let trace = dir.path().join("run.jsonl");
+    let o = pae(&["run", "-q", "--json", "--trace", path_str(&trace), "--workspace", path_str(&ws), "What is 17 * 23 + 4?"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object on stdout");
+    assert_eq!(report["status"], "answered", "{report}");
+    assert!(report["final_answer"].as_str().unwrap().contains("395"), "{report}");
+    assert!(!report["plan"].as_array().unwrap().is_empty());
+    // The calculator really ran (perhaps after a failed attempt, which the report keeps too).
+    let actions: Vec<&serde_json::Value> = report["steps"][0]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["actions"].as_array().unwrap())
+        .collect();
+    assert!(actions.iter().any(|a| a["tool"] == "calculator" && a["observation"] == "395"), "{report}");
+    assert!(report["tokens"].as_object().unwrap().values().all(|u| u["generated_tokens"].as_u64() > Some(0)));
+    assert!(report["timings"]["total_secs"].as_f64() > Some(0.0));
+    // The console went to stderr, the trace to its file, one JSON event per line.
+    assert!(stderr(&o).contains("Observation"), "{}", stderr(&o));
+    let events: Vec<serde_json::Value> =
+        std::fs::read_to_string(&trace).unwrap().lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(events.first().unwrap()["event"], "run_start");
+    assert_eq!(events.last().unwrap()["event"], "run_end");
+}
+
+#[test]
+fn plan_prints_steps_and_raw_text() {
+    for kind in ["numbered", "json"] {
+        let o = pae(&["plan", "-q", "--json", "--temp", "0", "--planner", kind, "What is 17 * 23 + 4?"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        let steps = v["steps"].as_array().unwrap();
+        assert!(!steps.is_empty() && steps.len() <= 4, "{v}");
+        assert!(v["raw"].as_str().unwrap().contains(steps[0].as_str().unwrap()), "{v}");
+    }
+}
+
+#[test]
+fn bad_run_settings_are_one_line_errors() {
+    let dir = temp_dir();
+    fails_with(&["run", "--approve-plan", "What is 2 + 2?"], "pass --yes");
+    fails_with(&["run", "--workspace", "/no/such/folder", "What is 2 + 2?"], "/no/such/folder");
+    fails_with(&["run", "--sqlite", "/no/such.db", "What is 2 + 2?"], "/no/such.db");
+    fails_with(&["run", "--plan-steps", "0", "x"], "--plan-steps must be between 1 and 20");
+    fails_with(&["run", ""], "the objective is empty");
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(templates.join("planner.jinja"), "Plan {{ objectiv }}").unwrap();
+    fails_with(&["run", "--templates", path_str(&templates), "What is 2 + 2?"], "objectiv");
+}

@@ -207,10 +207,6 @@ impl RawGguf {
     pub fn kv_str(&mut self, k: &str, v: &str) -> &mut Self {
         self.str(k).u32(8).str(v)
     }
-    /// A u32-valued metadata entry.
-    pub fn kv_u32(&mut self, k: &str, v: u32) -> &mut Self {
-        self.str(k).u32(4).u32(v)
-    }
     /// A tensor directory entry.
     pub fn tensor(&mut self, name: &str, dims: &[u64], ty: u32, offset: u64) -> &mut Self {
         self.str(name).u32(dims.len() as u32);

@@ -7,6 +7,8 @@ use crate::common::{model, reference, Reference, GEMMA, SMOLLM};
 
 fn check_tokenizer(m: &Model, r: &Reference) {
     assert!(!r.tokenize.is_empty());
+    // The reference was made from the very file under test.
+    assert_eq!(m.path().file_name().and_then(|f| f.to_str()), Some(r.model_file.as_str()));
     for case in &r.tokenize {
         let ids = m
             .tokenizer()

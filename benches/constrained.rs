@@ -1,0 +1,309 @@
+//! Speed of grammar-constrained decoding, on each model present in `models/`:
+//!
+//! - **mask time** p50 / p99 / max (µs) for each grammar the agent uses (plan, executor before
+//!   and after an observation, replanner), a regex and a JSON schema;
+//! - **decode tokens/s** constrained vs unconstrained, from the same prompt with the same
+//!   sampler and the same token budget;
+//! - **forced share**: the tokens the grammar fixed, which are fed to the model in multi-token
+//!   forwards instead of being sampled one by one.
+//!
+//! Run: `cargo bench --bench constrained` (options after `--`: `--runs N` samples per grammar,
+//! default 8; `--threads N`; `--model PATH` instead of every model in `models/`).
+//!
+//! A mask's cost depends on the grammar state (inside a JSON string, at a choice of tool
+//! names, …), so the masks are timed along real outputs: each sampled output is replayed
+//! through a fresh constraint, timing every `apply_mask` the decoder would call. That needs
+//! the distribution of single calls over a trajectory, which criterion (means over
+//! repetitions of one identical call) does not give, hence a plain harness.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pae_local::agent::grammars::{self, Limits};
+use pae_local::agent::prompt::PromptContext;
+use pae_local::agent::templates::Templates;
+use pae_local::agent::tools::{Calculator, ListDir, ReadFile, Registry, SearchFiles, SqlQuery, ToolSpec, Workspace};
+use pae_local::decode::{Engine, GenerateRequest, Grammar, SamplingParams};
+use pae_local::model::{LoadOptions, Model};
+
+struct Options {
+    runs: u64,
+    threads: Option<usize>,
+    models: Vec<PathBuf>,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        runs: 8,
+        threads: None,
+        models: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().unwrap_or_else(|| panic!("{name} needs a value"));
+        match a.as_str() {
+            "--runs" => o.runs = value("--runs").parse().expect("--runs N"),
+            "--threads" => o.threads = Some(value("--threads").parse().expect("--threads N")),
+            "--model" => o.models.push(value("--model").into()),
+            // What cargo passes to every bench target.
+            "--bench" => {}
+            other => eprintln!("ignoring argument {other:?}"),
+        }
+    }
+    if o.models.is_empty() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        for file in ["SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"] {
+            let p = dir.join(file);
+            if p.is_file() {
+                o.models.push(p);
+            } else {
+                eprintln!("skipping {file}: not in models/ (run models/fetch.sh all)");
+            }
+        }
+    }
+    o
+}
+
+/// A workspace and SQLite file like a user's, for realistic tool schemas.
+fn tools(dir: &Path) -> Vec<ToolSpec> {
+    std::fs::write(dir.join("notes.txt"), "Buy milk\nCall Alice\n").unwrap();
+    std::fs::write(dir.join("config.ini"), "[server]\nport = 8080\n").unwrap();
+    let db = dir.join("shop.db");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch(
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT, city TEXT, age INTEGER);
+         INSERT INTO users VALUES (1,'Alice','Paris',34),(2,'Bob','Berlin',28),(3,'Carol','Paris',45);",
+    )
+    .unwrap();
+    let ws = Arc::new(Workspace::new(dir).unwrap());
+    let mut r = Registry::new(Duration::from_secs(10));
+    r.add(Arc::new(Calculator::default())).unwrap();
+    r.add(Arc::new(ListDir::new(ws.clone()))).unwrap();
+    r.add(Arc::new(ReadFile::new(ws.clone()))).unwrap();
+    r.add(Arc::new(SearchFiles::new(ws))).unwrap();
+    r.add(Arc::new(SqlQuery::new(&db, false).unwrap())).unwrap();
+    r.specs()
+}
+
+/// One benchmark case: a grammar and the prompt it is decoded from.
+struct Case {
+    name: &'static str,
+    grammar: Grammar,
+    prompt: Vec<u32>,
+    max_tokens: usize,
+}
+
+fn cases(m: &Model, specs: &[ToolSpec]) -> Vec<Case> {
+    let t = Templates::builtin().unwrap();
+    let limits = Limits::default();
+    let encode = |ctx: &PromptContext, template: &str| {
+        let text = m.render_chat(&ctx.messages(&t, template).unwrap(), true).unwrap();
+        m.encode_prompt(&text).unwrap()
+    };
+    let user = |text: &str| {
+        let text = m.render_chat(&[pae_local::model::Message::user(text)], true).unwrap();
+        m.encode_prompt(&text).unwrap()
+    };
+    let objective = "How many users live in Paris?";
+    let step = "Use sql_query to count the users whose city is Paris.";
+    let ctx = PromptContext {
+        objective: objective.into(),
+        tools: specs.to_vec(),
+        plan: vec![step.into()],
+        step: step.into(),
+        step_number: 1,
+        max_steps: limits.max_steps,
+        max_iterations: 4,
+        ..Default::default()
+    };
+    let choices = vec!["COUNT(*): 2".to_string()];
+    let customer = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 24},
+            "age": {"type": "integer", "minimum": 0, "maximum": 120},
+            "city": {"enum": ["Paris", "Berlin", "Rome"]},
+            "tags": {"type": "array", "items": {"type": "string", "maxLength": 12}, "maxItems": 3}
+        },
+        "required": ["name", "age", "city"],
+        "additionalProperties": false
+    });
+    vec![
+        Case {
+            name: "plan",
+            grammar: grammars::plan(&t, specs, &limits, objective).unwrap(),
+            prompt: encode(&ctx, "planner.jinja"),
+            max_tokens: 300,
+        },
+        Case {
+            name: "executor (first)",
+            grammar: grammars::executor(&t, specs, &limits, &[], step, false).unwrap(),
+            prompt: encode(&ctx, "executor.jinja"),
+            max_tokens: 300,
+        },
+        Case {
+            name: "executor (after obs.)",
+            grammar: grammars::executor(&t, specs, &limits, &choices, step, true).unwrap(),
+            prompt: encode(&ctx, "executor.jinja"),
+            max_tokens: 300,
+        },
+        Case {
+            name: "replan",
+            grammar: grammars::replan(&t, specs, &limits, &choices, false, objective).unwrap(),
+            prompt: encode(&ctx, "replanner.jinja"),
+            max_tokens: 300,
+        },
+        Case {
+            name: "regex (date)",
+            grammar: Grammar::Regex(r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])".into()),
+            prompt: user("When did the first person land on the Moon? Give the date."),
+            max_tokens: 64,
+        },
+        Case {
+            name: "json schema",
+            grammar: Grammar::JsonSchema(customer),
+            prompt: user("Describe a customer as JSON."),
+            max_tokens: 160,
+        },
+    ]
+}
+
+fn sampling(seed: u64) -> SamplingParams {
+    SamplingParams {
+        temperature: 0.7 + (seed % 9) as f32 * 0.1,
+        seed,
+        ..Default::default()
+    }
+}
+
+/// Times every mask the decoder computes along `tokens` (an output of `grammar`).
+fn replay_masks(engine: &Engine, grammar: &Grammar, tokens: &[u32], out: &mut Vec<Duration>) {
+    let mut c = engine.grammars().unwrap().compile(grammar).unwrap();
+    let mut logits = vec![0f32; engine.model().logits_width()];
+    let mut pos = 0;
+    loop {
+        let forced = c.forced_tokens().unwrap();
+        if !forced.is_empty() {
+            assert_eq!(&tokens[pos..pos + forced.len()], &forced[..], "replay diverged");
+            pos += forced.len();
+            if c.is_stopped() {
+                return;
+            }
+            continue;
+        }
+        if c.is_stopped() {
+            return;
+        }
+        logits.fill(0.0);
+        let t = Instant::now();
+        c.apply_mask(&mut logits).unwrap();
+        out.push(t.elapsed());
+        // The output ended here (an end-of-turn token was sampled, or the budget ran out).
+        let Some(&tok) = tokens.get(pos) else { return };
+        c.commit(tok).unwrap();
+        pos += 1;
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+#[derive(Default)]
+struct Throughput {
+    tokens: usize,
+    forced: usize,
+    secs: f64,
+}
+
+impl Throughput {
+    fn per_sec(&self) -> f64 {
+        self.tokens as f64 / self.secs.max(1e-9)
+    }
+}
+
+fn bench_model(path: &Path, runs: u64, specs: &[ToolSpec]) {
+    let m = Arc::new(Model::load(path, LoadOptions::default()).unwrap());
+    let vocab = m.tokenizer().vocab_size();
+    let engine = Engine::new(m.clone());
+    let name = path.file_name().unwrap().to_string_lossy();
+    println!("\n## {name} (vocabulary {vocab}, logits {})\n", m.logits_width());
+    println!("| grammar | masks | mask p50 µs | mask p99 µs | mask max µs | forced | constrained tok/s | unconstrained tok/s | ratio |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut all_masks = Vec::new();
+    let (mut all_c, mut all_u) = (Throughput::default(), Throughput::default());
+    for case in cases(&m, specs) {
+        let mut masks = Vec::new();
+        let (mut c, mut u) = (Throughput::default(), Throughput::default());
+        for seed in 0..runs {
+            // A fresh session each time: no prompt reuse favours either side.
+            let req = GenerateRequest {
+                max_tokens: case.max_tokens,
+                sampling: sampling(seed),
+                stop_strings: Vec::new(),
+                grammar: Some(case.grammar.clone()),
+            };
+            let g = engine.generate(&mut engine.session(), &case.prompt, &req, &mut |_| {}).unwrap();
+            c.tokens += g.stats.generated_tokens;
+            c.forced += g.stats.forced_tokens;
+            c.secs += g.stats.decode_secs;
+            replay_masks(&engine, &case.grammar, &g.tokens, &mut masks);
+            // The same prompt, sampler and number of tokens, free.
+            let free = GenerateRequest {
+                max_tokens: g.tokens.len().max(1),
+                grammar: None,
+                ..req
+            };
+            let f = engine.generate(&mut engine.session(), &case.prompt, &free, &mut |_| {}).unwrap();
+            u.tokens += f.stats.generated_tokens;
+            u.secs += f.stats.decode_secs;
+        }
+        masks.sort();
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} % | {:.1} | {:.1} | {:.2} |",
+            case.name,
+            masks.len(),
+            percentile(&masks, 0.5),
+            percentile(&masks, 0.99),
+            percentile(&masks, 1.0),
+            100.0 * c.forced as f64 / c.tokens.max(1) as f64,
+            c.per_sec(),
+            u.per_sec(),
+            c.per_sec() / u.per_sec().max(1e-9),
+        );
+        all_masks.extend(masks);
+        all_c.tokens += c.tokens;
+        all_c.forced += c.forced;
+        all_c.secs += c.secs;
+        all_u.tokens += u.tokens;
+        all_u.secs += u.secs;
+    }
+    all_masks.sort();
+    println!(
+        "| **all** | {} | {:.0} | {:.0} | {:.0} | {:.0} % | {:.1} | {:.1} | {:.2} |",
+        all_masks.len(),
+        percentile(&all_masks, 0.5),
+        percentile(&all_masks, 0.99),
+        percentile(&all_masks, 1.0),
+        100.0 * all_c.forced as f64 / all_c.tokens.max(1) as f64,
+        all_c.per_sec(),
+        all_u.per_sec(),
+        all_c.per_sec() / all_u.per_sec().max(1e-9),
+    );
+}
+
+fn main() {
+    let o = options();
+    let threads = pae_local::model::threads::configure(o.threads);
+    println!("# constrained decoding: {} samples per grammar, {threads} threads, temperatures 0.7–1.5", o.runs);
+    let dir = tempfile::tempdir().unwrap();
+    let specs = tools(dir.path());
+    for path in &o.models {
+        bench_model(path, o.runs, &specs);
+    }
+}

@@ -1,0 +1,113 @@
+//! A plan-and-execute agent embedded in a Rust program, with a tool of its own beside the
+//! built-in calculator.
+//!
+//! ```text
+//! models/fetch.sh
+//! cargo run --release --example agent -- "How many words are in 'the quick brown fox'?"
+//! cargo run --release --example agent -- --model path/to/model.gguf "What is 12 * 12?"
+//! ```
+//!
+//! Events stream to stderr as the run goes; the report is printed as JSON at the end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pae_local::agent::events::{Event, Observer};
+use pae_local::agent::llm::LocalLlm;
+use pae_local::agent::tools::{Calculator, Registry, Tool, ToolError, ToolFuture, ToolSpec};
+use pae_local::agent::{Agent, AgentConfig};
+use pae_local::decode::Engine;
+use pae_local::model::{source, LoadOptions, Model};
+use serde_json::{json, Value};
+
+/// Counts the words of a text. A tool is a spec (name, description, JSON schema of its input,
+/// an example input) and an async call; the agent validates the input against the schema
+/// before the call, and its grammar lets the model write only inputs that fit it.
+struct WordCount {
+    spec: ToolSpec,
+}
+
+impl WordCount {
+    fn new() -> Self {
+        Self {
+            spec: ToolSpec::new(
+                "word_count",
+                "Counts the words of a text.",
+                json!({
+                    "type": "object",
+                    "properties": {"text": {"type": "string", "maxLength": 400}},
+                    "required": ["text"],
+                    "additionalProperties": false
+                }),
+                json!({"text": "one two three"}),
+            ),
+        }
+    }
+}
+
+impl Tool for WordCount {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    fn call(&self, input: Value) -> ToolFuture<'_> {
+        Box::pin(async move {
+            let text = input["text"]
+                .as_str()
+                .ok_or_else(|| ToolError::InvalidInput("`text` must be a string".into()))?;
+            Ok(text.split_whitespace().count().to_string())
+        })
+    }
+}
+
+/// Prints what happens, one line per event.
+struct Log;
+
+impl Observer for Log {
+    fn on_event(&self, e: &Event) {
+        match e {
+            Event::Plan { steps, .. } => eprintln!("plan: {steps:?}"),
+            Event::Action { tool, input, .. } => eprintln!("action: {tool} {input}"),
+            Event::Observation { text, error, .. } => eprintln!("observation{}: {text}", if *error { " (error)" } else { "" }),
+            _ => {}
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let model_spec = match args.iter().position(|a| a == "--model") {
+        Some(i) if i + 1 < args.len() => {
+            let spec = args.remove(i + 1);
+            args.remove(i);
+            Some(spec)
+        }
+        _ => None,
+    };
+    let objective = args.join(" ");
+    let objective = if objective.is_empty() { "How many words are in 'the quick brown fox'?".to_string() } else { objective };
+
+    // The model named, or the default one in models/.
+    let path = source::resolve(model_spec.as_deref())?;
+    pae_local::model::threads::configure(None);
+    let model = Arc::new(Model::load(&path, LoadOptions::default())?);
+    let engine = Arc::new(Engine::new(model));
+
+    let mut tools = Registry::new(Duration::from_secs(10));
+    tools.add(Arc::new(Calculator::default())).map_err(anyhow::Error::msg)?;
+    tools.add(Arc::new(WordCount::new())).map_err(anyhow::Error::msg)?;
+
+    // One model plans and executes; `.planner(..)` and `.executor(..)` take separate ones.
+    let agent = Agent::builder()
+        .model(Arc::new(LocalLlm::new(engine)))
+        .tools(tools)
+        .config(AgentConfig::default())
+        .observer(Arc::new(Log))
+        .build()?;
+
+    // Tools run on tokio; model calls run on their own threads.
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(agent.run(&objective));
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
