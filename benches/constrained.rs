@@ -222,6 +222,12 @@ struct Throughput {
 }
 
 impl Throughput {
+    fn add(&mut self, other: &Throughput) {
+        self.tokens += other.tokens;
+        self.forced += other.forced;
+        self.secs += other.secs;
+    }
+
     fn per_sec(&self) -> f64 {
         self.tokens as f64 / self.secs.max(1e-9)
     }
@@ -263,37 +269,27 @@ fn bench_model(path: &Path, runs: u64, specs: &[ToolSpec]) {
             u.tokens += f.stats.generated_tokens;
             u.secs += f.stats.decode_secs;
         }
-        masks.sort();
-        println!(
-            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} % | {:.1} | {:.1} | {:.2} |",
-            case.name,
-            masks.len(),
-            percentile(&masks, 0.5),
-            percentile(&masks, 0.99),
-            percentile(&masks, 1.0),
-            100.0 * c.forced as f64 / c.tokens.max(1) as f64,
-            c.per_sec(),
-            u.per_sec(),
-            c.per_sec() / u.per_sec().max(1e-9),
-        );
+        row(case.name, &mut masks, &c, &u);
         all_masks.extend(masks);
-        all_c.tokens += c.tokens;
-        all_c.forced += c.forced;
-        all_c.secs += c.secs;
-        all_u.tokens += u.tokens;
-        all_u.secs += u.secs;
+        all_c.add(&c);
+        all_u.add(&u);
     }
-    all_masks.sort();
+    row("**all**", &mut all_masks, &all_c, &all_u);
+}
+
+/// One line of the table: mask percentiles, forced share, constrained and free tokens/s.
+fn row(name: &str, masks: &mut [Duration], c: &Throughput, u: &Throughput) {
+    masks.sort();
     println!(
-        "| **all** | {} | {:.0} | {:.0} | {:.0} | {:.0} % | {:.1} | {:.1} | {:.2} |",
-        all_masks.len(),
-        percentile(&all_masks, 0.5),
-        percentile(&all_masks, 0.99),
-        percentile(&all_masks, 1.0),
-        100.0 * all_c.forced as f64 / all_c.tokens.max(1) as f64,
-        all_c.per_sec(),
-        all_u.per_sec(),
-        all_c.per_sec() / all_u.per_sec().max(1e-9),
+        "| {name} | {} | {:.0} | {:.0} | {:.0} | {:.0} % | {:.1} | {:.1} | {:.2} |",
+        masks.len(),
+        percentile(masks, 0.5),
+        percentile(masks, 0.99),
+        percentile(masks, 1.0),
+        100.0 * c.forced as f64 / c.tokens.max(1) as f64,
+        c.per_sec(),
+        u.per_sec(),
+        c.per_sec() / u.per_sec().max(1e-9),
     );
 }
 
