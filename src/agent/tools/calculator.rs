@@ -28,7 +28,13 @@ impl Default for Calculator {
                 "Computes arithmetic exactly: adds, subtracts, multiplies, divides and raises numbers to powers, written with + - * / ^ and parentheses.",
                 json!({
                     "type": "object",
-                    "properties": {"expression": {"type": "string", "minLength": 1, "maxLength": 200}},
+                    // Only what an expression can hold, so that a constrained model cannot wander
+                    // into code, comments or `=` results; it starts like a number.
+                    "properties": {"expression": {
+                        "type": "string",
+                        "maxLength": 200,
+                        "pattern": "^[-(0-9][-+*/^%(). 0-9a-z]*$"
+                    }},
                     "required": ["expression"],
                     "additionalProperties": false
                 }),
