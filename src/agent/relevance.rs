@@ -3,8 +3,8 @@
 //! Small models pick tools largely by position: given a list, a 135M model tends to take the
 //! first entry whatever the objective says. Listing the most relevant tools first (by shared
 //! words, file names, arithmetic symbols, and "number" for objectives with digits) lets that
-//! habit work for it. The order only
-//! changes prompts; every tool stays available in the grammars.
+//! habit work for it. The order only changes prompts; every tool stays available in the
+//! grammars.
 
 use super::tools::ToolSpec;
 
