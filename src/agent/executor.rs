@@ -127,13 +127,7 @@ pub(crate) async fn execute_step(env: &StepEnv<'_>, ctx: &PromptContext, index: 
         ctx.step = step.to_string();
         ctx.failure = failure.clone();
         // A greedy retry would repeat the failed attempt word for word: retries sample.
-        let mut sampling = env.config.sampling.clone();
-        if attempt > 0 {
-            sampling.seed = sampling.seed.wrapping_add(attempt as u64);
-            if sampling.is_greedy() {
-                sampling.temperature = 0.7;
-            }
-        }
+        let sampling = env.config.sampling.nth_sample(attempt, 0.7);
         let mut actions = Vec::new();
         let outcome = match env.config.kind {
             ExecutorKind::React => react(env, &ctx, index, &mut actions, &sampling).await?,
@@ -199,15 +193,16 @@ async fn react(
     let specs = env.registry.specs();
     let messages = ctx.messages(env.templates, "executor.jinja")?;
     let mut scratchpad = String::new();
+    let named = named_tool(&ctx.step, &specs).map(|t| vec![t.clone()]);
     for _ in 0..env.config.max_iterations.max(1) {
         // The first action of a step that names its tool uses that tool: the planner chose it.
-        let offered: Vec<ToolSpec> = match named_tool(&ctx.step, &specs) {
-            Some(t) if actions.is_empty() => vec![t.clone()],
-            _ => specs.clone(),
+        let offered = match &named {
+            Some(t) if actions.is_empty() => t,
+            _ => &specs,
         };
         let grammar = grammars::executor(
             env.templates,
-            &offered,
+            offered,
             &env.config.limits,
             &choices(ctx, actions, &env.config.limits),
             &ctx.step,

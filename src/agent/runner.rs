@@ -353,12 +353,8 @@ impl Run<'_> {
         let mut candidates = Vec::new();
         for llm in &self.agent.planners {
             for k in 0..c.planners {
-                let mut sampling = c.planner_sampling.clone();
-                sampling.seed = sampling.seed.wrapping_add(k as u64);
                 // Greedy sampling would give N identical plans: later samples explore.
-                if k > 0 && sampling.is_greedy() {
-                    sampling.temperature = 0.8;
-                }
+                let sampling = c.planner_sampling.nth_sample(k, 0.8);
                 let req = planner.request(&self.agent.templates, &self.ctx, &sampling)?;
                 let resp = self.caller.call(llm, "planner", req).await?;
                 let (steps, rejected) = match planner.parse(&resp.text) {

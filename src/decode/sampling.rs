@@ -52,6 +52,17 @@ impl SamplingParams {
     pub fn is_greedy(&self) -> bool {
         self.temperature <= 0.0
     }
+
+    /// The `k`-th of several samples drawn with these settings: seed `seed + k`, and for
+    /// `k > 0` a greedy sampler gets `temperature`, since greedy samples would all be alike.
+    pub fn nth_sample(&self, k: usize, temperature: f32) -> Self {
+        let mut s = self.clone();
+        s.seed = s.seed.wrapping_add(k as u64);
+        if k > 0 && s.is_greedy() {
+            s.temperature = temperature;
+        }
+        s
+    }
 }
 
 /// A seeded sampler: the same seed, logits and history give the same tokens.
