@@ -177,6 +177,11 @@ fn choices(ctx: &PromptContext, actions: &[ActionRecord], limits: &Limits) -> Ve
     grammars::answer_choices(obs.chain(past), limits)
 }
 
+/// The results of earlier steps by position: `#E1` is the first step run.
+fn results(ctx: &PromptContext) -> Vec<String> {
+    ctx.past_steps.iter().map(|s| s.result.clone()).collect()
+}
+
 /// The tool a step names (`Use <tool> to …`, as the plan grammar writes steps), if it exists.
 fn named_tool<'a>(step: &str, specs: &'a [ToolSpec]) -> Option<&'a ToolSpec> {
     let rest = step.trim().strip_prefix("Use ")?;
@@ -221,7 +226,7 @@ async fn react(
             Err(e) => return Ok(Outcome::Failed(format!("the step's output did not parse: {e}"))),
             Ok(ReactStep::FinalAnswer { answer, .. }) => return Ok(Outcome::Done(answer)),
             Ok(ReactStep::Action { thought, call }) => {
-                let record = run_tool(env, index, thought, call.tool, call.input).await?;
+                let record = run_tool(env, index, thought, call.tool, call.input, &results(ctx)).await?;
                 scratchpad.push_str(&resp.text);
                 if !scratchpad.ends_with('\n') {
                     scratchpad.push('\n');
@@ -266,7 +271,7 @@ async fn direct(
         Ok(c) => c,
         Err(e) => return Ok(Outcome::Failed(format!("the tool call did not parse: {e}"))),
     };
-    let record = run_tool(env, index, String::new(), call.tool, call.input).await?;
+    let record = run_tool(env, index, String::new(), call.tool, call.input, &results(ctx)).await?;
     let outcome = if record.error {
         Outcome::Failed(record.observation.clone())
     } else {
@@ -276,23 +281,42 @@ async fn direct(
     Ok(outcome)
 }
 
-async fn run_tool(env: &StepEnv<'_>, index: usize, thought: String, tool: String, input: Value) -> Result<ActionRecord, Halt> {
+/// Runs `tool` on `input`, with the references in `input` (`#E1` …) replaced by the values
+/// of `results` (`results[0]` is `#E1`). An unknown reference is an error observation.
+pub(crate) async fn run_tool(
+    env: &StepEnv<'_>,
+    index: usize,
+    thought: String,
+    tool: String,
+    input: Value,
+    results: &[String],
+) -> Result<ActionRecord, Halt> {
     env.caller.emit(Event::Action {
         step: index,
         thought: thought.clone(),
         tool: tool.clone(),
         input: input.clone(),
     });
+    let call = async {
+        match super::references::substitute(&input, results) {
+            Ok(resolved) => env.registry.call(&tool, &resolved).await,
+            Err(e) => super::tools::Observation {
+                text: format!("Error: {e}"),
+                error: true,
+                elapsed_secs: 0.0,
+            },
+        }
+    };
     let time_left = env.caller.budgets().time_left();
     let obs = match time_left {
-        Some(left) => match tokio::time::timeout(left, env.registry.call(&tool, &input)).await {
+        Some(left) => match tokio::time::timeout(left, call).await {
             Ok(o) => o,
             Err(_) => {
                 let spent = env.caller.budgets().exhausted();
                 return Err(Halt::Budget(spent.unwrap_or(super::events::Budget::Time)));
             }
         },
-        None => env.registry.call(&tool, &input).await,
+        None => call.await,
     };
     let (text, truncated) = truncate(&obs.text, env.config.observation_tokens, env.count_tokens);
     if !obs.error {
@@ -344,6 +368,7 @@ pub fn truncate(text: &str, cap: usize, count: &(dyn Fn(&str) -> usize + Send + 
 /// How earlier steps look to later prompts.
 pub(crate) fn past_step(record: &StepRecord) -> super::prompt::PastStep {
     super::prompt::PastStep {
+        name: super::references::name(record.index),
         step: record.step.clone(),
         result: record.result.clone(),
         failed: record.status == StepStatus::Failed,

@@ -19,8 +19,12 @@ pub struct Limits {
     pub max_step_chars: usize,
     /// Longest thought, in characters.
     pub max_thought_chars: usize,
-    /// Longest free-text final answer, in characters.
+    /// Longest result line offered as a final answer to quote, in characters.
     pub max_answer_chars: usize,
+    /// Longest final answer a model writes in its own words (a count, a sum, a comparison
+    /// that no result states), in characters: short, so that an answer is a value and not an
+    /// essay.
+    pub max_written_answer_chars: usize,
 }
 
 impl Default for Limits {
@@ -30,6 +34,7 @@ impl Default for Limits {
             max_step_chars: 100,
             max_thought_chars: 120,
             max_answer_chars: 200,
+            max_written_answer_chars: 60,
         }
     }
 }
@@ -41,6 +46,7 @@ struct Context<'a> {
     max_step_chars: usize,
     max_thought_chars: usize,
     max_answer_chars: usize,
+    max_written_answer_chars: usize,
     answer_choices: &'a [String],
     can_continue: bool,
     candidates: Vec<Vec<String>>,
@@ -63,6 +69,7 @@ fn context<'a>(tools: &[ToolSpec], limits: &Limits, answer_choices: &'a [String]
         max_step_chars: limits.max_step_chars.max(1),
         max_thought_chars: limits.max_thought_chars.max(1),
         max_answer_chars: limits.max_answer_chars.max(1),
+        max_written_answer_chars: limits.max_written_answer_chars.max(1),
         answer_choices,
         can_continue: true,
         candidates: Vec::new(),
@@ -75,12 +82,15 @@ fn context<'a>(tools: &[ToolSpec], limits: &Limits, answer_choices: &'a [String]
 /// Most answer choices a grammar offers.
 const MAX_CHOICES: usize = 24;
 
-/// The answers a grammar offers verbatim: every line of `texts` (observations, step results,
-/// most recent first), trimmed, short enough, not empty, without repeats.
+/// The answers a grammar offers verbatim: for each of `texts` (observations, step results,
+/// most recent first) the value of a one-line `label: value` result (see
+/// [`references::value_of`](super::references::value_of)), then every line, trimmed, short
+/// enough, not empty, without repeats.
 pub fn answer_choices<'a>(texts: impl IntoIterator<Item = &'a str>, limits: &Limits) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for text in texts {
-        for line in text.lines() {
+        let value = super::references::value_of(text);
+        for line in std::iter::once(value.as_str()).filter(|v| !v.contains('\n')).chain(text.lines()) {
             let c = line.trim();
             if !c.is_empty()
                 && !c.starts_with('[')
@@ -154,6 +164,19 @@ pub fn replan(
         ..context(tools, limits, answer_choices)
     };
     Ok(Grammar::Lark(t.render("grammars/replan.lark.j2", ctx)?))
+}
+
+/// A ReWOO tool program over `tools`: `#E1 = tool[{…}]` lines, at most `limits.max_steps`.
+pub fn rewoo(t: &Templates, tools: &[ToolSpec], limits: &Limits) -> Result<Grammar, Error> {
+    if tools.is_empty() {
+        return Err(Error::Template("the ReWOO planner needs at least one tool".into()));
+    }
+    Ok(Grammar::Lark(t.render("grammars/rewoo.lark.j2", context(tools, limits, &[]))?))
+}
+
+/// The ReWOO solver's answer: one of `answer_choices` or a short line of its own.
+pub fn solver(t: &Templates, limits: &Limits, answer_choices: &[String]) -> Result<Grammar, Error> {
+    Ok(Grammar::Lark(t.render("grammars/solver.lark.j2", context(&[], limits, answer_choices))?))
 }
 
 /// The judge's pick among `candidates` plans.

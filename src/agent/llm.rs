@@ -22,6 +22,8 @@ pub enum Purpose {
     Execute,
     Replan,
     Judge,
+    /// The ReWOO solver: the answer from the evidence.
+    Solve,
 }
 
 /// One request to a model.

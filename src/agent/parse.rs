@@ -9,8 +9,24 @@ use serde_json::Value;
 use super::tools::ToolSpec;
 use super::Error;
 
-/// `1. step\n2. step\n…` → the steps.
+/// `1. step\n2. step\n…` → the steps, a step that repeats an earlier one word for word
+/// dropped (a repeated step never helps: it would redo what is done).
 pub fn plan(text: &str, max_steps: usize) -> Result<Vec<String>, Error> {
+    plan_with_repeats(text, max_steps).map(without_repeats)
+}
+
+/// The steps in order, each kept once.
+pub fn without_repeats(steps: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(steps.len());
+    for s in steps {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+fn plan_with_repeats(text: &str, max_steps: usize) -> Result<Vec<String>, Error> {
     let mut steps = Vec::new();
     for (i, line) in text.trim_end_matches('\n').split('\n').enumerate() {
         let want = format!("{}. ", i + 1);
@@ -52,7 +68,7 @@ pub fn plan_json(text: &str, max_steps: usize) -> Result<Vec<String>, Error> {
     if steps.is_empty() || steps.len() > max_steps {
         return Err(Error::Parse(format!("the plan has {} steps (1 to {max_steps} allowed)", steps.len())));
     }
-    Ok(steps)
+    Ok(without_repeats(steps))
 }
 
 /// A tool call.
@@ -176,6 +192,7 @@ mod tests {
     #[test]
     fn plans_parse_strictly() {
         assert_eq!(plan("1. a\n2. b\n", 5).unwrap(), vec!["a", "b"]);
+        assert_eq!(plan("1. a\n2. b\n3. a\n4. a\n", 5).unwrap(), vec!["a", "b"]);
         assert!(plan("1. a\n3. b\n", 5).is_err());
         assert!(plan("2. a\n", 5).is_err());
         assert!(plan("1. a\n2. b\n3. c\n", 2).is_err());

@@ -20,6 +20,9 @@ pub enum PlannerKind {
     Numbered,
     /// `{"steps": ["…", …]}` by JSON schema.
     Json,
+    /// ReWOO: the whole tool program (`#E1 = tool[{…}]` lines) in one call, run without a
+    /// model call per step, then one solver call for the answer.
+    Rewoo,
 }
 
 /// A plan and how it was made.
@@ -52,6 +55,7 @@ impl Planner {
         let grammar = match self.kind {
             PlannerKind::Numbered => grammars::plan(templates, &ctx.tools, &self.limits, &ctx.objective)?,
             PlannerKind::Json => grammars::plan_json(templates, &self.limits)?,
+            PlannerKind::Rewoo => return super::rewoo::plan_request(templates, ctx, &self.limits, sampling),
         };
         Ok(LlmRequest {
             purpose: Purpose::Plan,
@@ -68,6 +72,7 @@ impl Planner {
         match self.kind {
             PlannerKind::Numbered => parse::plan(text, self.limits.max_steps),
             PlannerKind::Json => parse::plan_json(text, self.limits.max_steps),
+            PlannerKind::Rewoo => super::rewoo::parse_program(text, self.limits.max_steps),
         }
     }
 

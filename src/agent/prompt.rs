@@ -20,6 +20,8 @@ pub struct ActionView {
 /// A finished step, as prompts show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PastStep {
+    /// The name later steps use for its result (`#E1`).
+    pub name: String,
     pub step: String,
     /// The answer of the step, or why it failed.
     pub result: String,
@@ -46,6 +48,20 @@ pub struct PromptContext {
     pub candidates: Vec<Vec<String>>,
     /// Steps of the current plan not yet carried out, for the replanner.
     pub remaining: Vec<String>,
+    /// The ReWOO program's results so far, for the solver (and, after a failure, the planner).
+    pub evidence: Vec<Evidence>,
+}
+
+/// One call of a ReWOO program and what it returned.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evidence {
+    /// `#E1`, …
+    pub name: String,
+    pub tool: String,
+    /// The input as the planner wrote it (references not substituted).
+    pub input: serde_json::Value,
+    pub observation: String,
+    pub error: bool,
 }
 
 impl PromptContext {

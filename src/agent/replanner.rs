@@ -12,7 +12,9 @@ use super::prompt::PromptContext;
 use super::templates::Templates;
 
 /// Asks for a decision. `can_continue` is false when no steps remain (or the last step
-/// failed), and the grammar then offers only a new plan or the answer.
+/// failed), and the grammar then offers only a new plan or the answer. `can_answer` is false
+/// while steps remain that use earlier results (`#E1` …): the result so far is an
+/// intermediate one, and answering with it is the classic multi-step failure.
 pub(crate) async fn decide(
     caller: &Caller,
     llm: &Arc<dyn Llm>,
@@ -21,12 +23,13 @@ pub(crate) async fn decide(
     sampling: &SamplingParams,
     ctx: &PromptContext,
     can_continue: bool,
+    can_answer: bool,
 ) -> Result<Decision, Halt> {
     // Each step's result, then its observations, most recent step first.
     let texts = ctx.past_steps.iter().rev().filter(|s| !s.failed).flat_map(|s| {
         std::iter::once(s.result.as_str()).chain(s.actions.iter().rev().filter(|a| !a.error).map(|a| a.observation.as_str()))
     });
-    let choices = grammars::answer_choices(texts, limits);
+    let choices = if can_answer { grammars::answer_choices(texts, limits) } else { Vec::new() };
     let req = LlmRequest {
         purpose: Purpose::Replan,
         messages: ctx.messages(templates, "replanner.jinja")?,

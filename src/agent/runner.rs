@@ -17,14 +17,15 @@ use crate::decode::SamplingParams;
 use super::budget::{BudgetLimits, Budgets};
 use super::calls::{Caller, Halt, Usage};
 use super::events::{Budget, Event, Observer, PlanCandidate, PlanSource, RunStatus, Silent, StepStatus};
-use super::executor::{self, ExecutorConfig, StepEnv, StepRecord};
+use super::executor::{self, AttemptRecord, ExecutorConfig, StepEnv, StepRecord};
 use super::grammars::{self, Limits};
 use super::llm::{Llm, LlmRequest, Purpose};
 use super::parse::Decision;
 use super::plan_choice;
 use super::planner::{Planner, PlannerKind};
-use super::prompt::PromptContext;
+use super::prompt::{Evidence, PromptContext};
 use super::replanner;
+use super::rewoo;
 use super::supervisor::{PlanReview, Supervisor};
 use super::templates::Templates;
 use super::tools::Registry;
@@ -204,6 +205,9 @@ impl AgentBuilder {
         if c.limits.max_steps == 0 || c.planners == 0 || c.executor.max_iterations == 0 || c.budgets.max_steps == 0 {
             return Err(Error::Config("steps, planners and iterations must be at least 1".into()));
         }
+        if c.planner_kind == PlannerKind::Rewoo && (c.planners > 1 || c.plan_judge || planners.len() > 1) {
+            return Err(Error::Config("the ReWOO planner writes one program with one model: several planners and the plan judge apply to the numbered and JSON planners".into()));
+        }
         if (c.approve_plan || c.feedback) && self.supervisor.is_none() {
             return Err(Error::Config("plan approval and feedback need a supervisor".into()));
         }
@@ -284,6 +288,9 @@ impl Run<'_> {
     }
 
     async fn drive(&mut self) -> Result<End, Halt> {
+        if self.config().planner_kind == PlannerKind::Rewoo {
+            return self.drive_rewoo().await;
+        }
         let first = self.make_plan().await?;
         let Some(mut remaining) = self.adopt(first, PlanSource::Planner).await else {
             return Ok(End::Rejected);
@@ -292,7 +299,7 @@ impl Run<'_> {
             let Some(step) = remaining.pop_front() else {
                 // Nothing left to do: only an answer or a new plan can follow.
                 self.ctx.remaining.clear();
-                match self.decide(false).await? {
+                match self.decide(false, true).await? {
                     Decision::Answer(a) => return Ok(End::Answered(a)),
                     Decision::Replan(p) => match self.replan(p, "the plan ran out of steps").await? {
                         Some(r) => remaining = r,
@@ -331,7 +338,9 @@ impl Run<'_> {
             self.steps.push(record);
             self.ctx.feedback = self.remark(index, &step).await;
             self.ctx.remaining = remaining.iter().cloned().collect();
-            let decision = self.decide(!failed && !remaining.is_empty()).await?;
+            // A remaining step that uses a result (`#E1`) needs this one: no answer yet.
+            let chained = remaining.iter().any(|s| !super::references::indices_in(s).is_empty());
+            let decision = self.decide(!failed && !remaining.is_empty(), failed || !chained).await?;
             match decision {
                 Decision::Continue => {}
                 Decision::Answer(a) => return Ok(End::Answered(a)),
@@ -344,6 +353,120 @@ impl Run<'_> {
                 }
             }
         }
+    }
+
+    /// ReWOO: a program, run whole; on a failed call a new program told the failure (within
+    /// the replan budget); then the solver's answer from the evidence.
+    async fn drive_rewoo(&mut self) -> Result<End, Halt> {
+        let mut why = String::new();
+        for attempt in 0.. {
+            if attempt > 0 && !self.caller.budgets().replan_allowed() {
+                return Err(Halt::Budget(Budget::Replans));
+            }
+            let c = self.config().clone();
+            // A greedy retry told only the failure may write the same program: later ones sample.
+            let sampling = c.planner_sampling.nth_sample(attempt, 0.7);
+            let req = rewoo::plan_request(&self.agent.templates, &self.ctx, &c.limits, &sampling)?;
+            let llm = self.agent.planners[0].clone();
+            let resp = self.caller.call(&llm, "planner", req).await?;
+            let lines = rewoo::parse_program(&resp.text, c.limits.max_steps)?;
+            let adopted = if attempt == 0 {
+                self.adopt(lines, PlanSource::Planner).await
+            } else {
+                self.replan(lines, &why).await?
+            };
+            let Some(lines) = adopted else {
+                return Ok(End::Rejected);
+            };
+            match self.run_program(lines.into()).await? {
+                Some(failure) => {
+                    why = failure;
+                    self.ctx.failure = why.clone();
+                }
+                None => {
+                    let req = rewoo::solve_request(&self.agent.templates, &self.ctx, &c.limits, &c.planner_sampling)?;
+                    let resp = self.caller.call(&llm, "planner", req).await?;
+                    return Ok(End::Answered(rewoo::parse_answer(&resp.text)?));
+                }
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Runs a ReWOO program; `Some(why)` when a call failed (the program stops there).
+    async fn run_program(&mut self, lines: Vec<String>) -> Result<Option<String>, Halt> {
+        let mut evidence: Vec<Evidence> = Vec::new();
+        self.ctx.evidence.clear();
+        for (i, line) in lines.iter().enumerate() {
+            {
+                let mut b = self.caller.budgets();
+                if !b.step_allowed() {
+                    return Err(Halt::Budget(Budget::Steps));
+                }
+                b.steps += 1;
+            }
+            let index = self.steps.len() + 1;
+            self.caller.emit(Event::StepStart {
+                index,
+                step: line.clone(),
+                attempt: 1,
+            });
+            let env = StepEnv {
+                caller: &self.caller,
+                llm: &self.agent.executor,
+                templates: &self.agent.templates,
+                registry: &self.agent.registry,
+                config: &self.agent.config.executor,
+                count_tokens: &*self.agent.count_tokens,
+            };
+            // Only a plan edited by a person can fail to parse here: the grammar wrote the rest.
+            let (call, action, observation, error) = match rewoo::parse_call(line, i + 1) {
+                Ok(call) => {
+                    let results: Vec<String> = evidence.iter().map(|e| e.observation.clone()).collect();
+                    let a = executor::run_tool(&env, index, String::new(), call.tool.clone(), call.input.clone(), &results).await?;
+                    let (obs, err) = (a.observation.clone(), a.error);
+                    (call, Some(a), obs, err)
+                }
+                Err(e) => {
+                    let call = rewoo::Call {
+                        name: super::references::name(i + 1),
+                        tool: String::new(),
+                        input: serde_json::Value::Null,
+                    };
+                    (call, None, format!("Error: {e}"), true)
+                }
+            };
+            let e = Evidence {
+                name: call.name,
+                tool: call.tool,
+                input: call.input,
+                observation: observation.clone(),
+                error,
+            };
+            let record = StepRecord {
+                index,
+                step: line.clone(),
+                status: if error { StepStatus::Failed } else { StepStatus::Done },
+                result: observation.clone(),
+                attempts: vec![AttemptRecord {
+                    actions: action.into_iter().collect(),
+                    failure: error.then(|| observation.clone()),
+                }],
+            };
+            self.caller.emit(Event::StepEnd {
+                index,
+                status: record.status,
+                result: observation,
+            });
+            self.ctx.past_steps.push(executor::past_step(&record));
+            self.steps.push(record);
+            evidence.push(e.clone());
+            self.ctx.evidence = evidence.clone();
+            if error {
+                return Ok(Some(rewoo::failure(&e)));
+            }
+        }
+        Ok(None)
     }
 
     /// Samples candidate plans and picks one.
@@ -461,10 +584,11 @@ impl Run<'_> {
         Some(steps.into())
     }
 
-    async fn decide(&mut self, can_continue: bool) -> Result<Decision, Halt> {
+    async fn decide(&mut self, can_continue: bool, can_answer: bool) -> Result<Decision, Halt> {
         let c = self.config().clone();
         let llm = self.agent.planners[0].clone();
-        replanner::decide(&self.caller, &llm, &self.agent.templates, &c.limits, &c.planner_sampling, &self.ctx, can_continue).await
+        replanner::decide(&self.caller, &llm, &self.agent.templates, &c.limits, &c.planner_sampling, &self.ctx, can_continue, can_answer)
+            .await
     }
 
     /// Adopts a replacement plan, within the replan budget.

@@ -33,6 +33,7 @@ const PROMPT_VARS: &[&str] = &[
     "max_iterations",
     "candidates",
     "remaining",
+    "evidence",
 ];
 const GRAMMAR_VARS: &[&str] = &[
     "tools",
@@ -40,6 +41,7 @@ const GRAMMAR_VARS: &[&str] = &[
     "max_step_chars",
     "max_thought_chars",
     "max_answer_chars",
+    "max_written_answer_chars",
     "answer_choices",
     "can_continue",
     "candidates",
@@ -53,6 +55,8 @@ const BUILTINS: &[Builtin] = &[
     Builtin { name: "planner.jinja", text: include_str!("../../templates/planner.jinja"), variables: PROMPT_VARS },
     Builtin { name: "executor.jinja", text: include_str!("../../templates/executor.jinja"), variables: PROMPT_VARS },
     Builtin { name: "replanner.jinja", text: include_str!("../../templates/replanner.jinja"), variables: PROMPT_VARS },
+    Builtin { name: "rewoo.jinja", text: include_str!("../../templates/rewoo.jinja"), variables: PROMPT_VARS },
+    Builtin { name: "solver.jinja", text: include_str!("../../templates/solver.jinja"), variables: PROMPT_VARS },
     Builtin { name: "judge.jinja", text: include_str!("../../templates/judge.jinja"), variables: PROMPT_VARS },
     Builtin { name: "grammars/judge.lark.j2", text: include_str!("../../templates/grammars/judge.lark.j2"), variables: GRAMMAR_VARS },
     Builtin { name: "grammars/plan.lark.j2", text: include_str!("../../templates/grammars/plan.lark.j2"), variables: GRAMMAR_VARS },
@@ -61,6 +65,8 @@ const BUILTINS: &[Builtin] = &[
     Builtin { name: "grammars/executor.lark.j2", text: include_str!("../../templates/grammars/executor.lark.j2"), variables: GRAMMAR_VARS },
     Builtin { name: "grammars/answer_rules.lark.j2", text: include_str!("../../templates/grammars/answer_rules.lark.j2"), variables: GRAMMAR_VARS },
     Builtin { name: "grammars/replan.lark.j2", text: include_str!("../../templates/grammars/replan.lark.j2"), variables: GRAMMAR_VARS },
+    Builtin { name: "grammars/rewoo.lark.j2", text: include_str!("../../templates/grammars/rewoo.lark.j2"), variables: GRAMMAR_VARS },
+    Builtin { name: "grammars/solver.lark.j2", text: include_str!("../../templates/grammars/solver.lark.j2"), variables: GRAMMAR_VARS },
     Builtin { name: "grammars/direct.lark.j2", text: include_str!("../../templates/grammars/direct.lark.j2"), variables: GRAMMAR_VARS },
 ];
 

@@ -91,6 +91,7 @@ impl Observer for Console {
                         Purpose::Execute => "",
                         Purpose::Replan => "── decision",
                         Purpose::Judge => "── judge",
+                        Purpose::Solve => "── answer",
                     };
                     if !header.is_empty() {
                         self.line(&mut st, &self.paint(CYAN, header));

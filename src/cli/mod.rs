@@ -6,6 +6,7 @@
 mod args;
 mod bench;
 mod console;
+mod eval;
 mod generate;
 mod info;
 mod load;
@@ -53,6 +54,8 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Plan and execute an objective with tools (interactive without an objective).
     Run(Box<run::RunArgs>),
+    /// Run a task file (JSON lines with checks) and print the score by category.
+    Eval(Box<eval::EvalArgs>),
 }
 
 pub fn main() -> ExitCode {
@@ -66,6 +69,7 @@ pub fn main() -> ExitCode {
         Some(Command::Bench(a)) => bench::run(&cli.model, a),
         Some(Command::Plan(a)) => plan::run(&cli.model, a),
         Some(Command::Run(a)) => run::run(&cli.model, *a),
+        Some(Command::Eval(a)) => eval::run(&cli.model, *a),
         // No subcommand: an interactive session with the default settings.
         None => match Defaults::try_parse_from(["pae-local"]) {
             Ok(d) => run::run(&cli.model, d.run),

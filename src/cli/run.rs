@@ -16,6 +16,7 @@ use pae_local::agent::planner::PlannerKind;
 use pae_local::agent::supervisor::{AutoApprove, Supervisor};
 use pae_local::agent::templates::Templates;
 use pae_local::agent::trace::TraceWriter;
+use pae_local::agent::tools::Registry;
 use pae_local::agent::{Agent, AgentConfig, RunReport};
 use pae_local::decode::{Engine, SamplingParams};
 
@@ -30,14 +31,28 @@ use super::tools::ToolArgs;
 pub struct RunArgs {
     /// The objective; without one, objectives are read one per line from standard input.
     pub objective: Option<String>,
+    /// Print one JSON object at the end (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Write every event as one JSON line to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+/// Everything that shapes an agent: models by role, planner and executor kinds, budgets,
+/// review, templates and tools. Shared by `run` and `eval`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
     /// Planner model (repeatable: each proposes plans) [default: --model].
     #[arg(long = "planner-model", value_name = "MODEL")]
     pub planner_models: Vec<String>,
     /// Executor model [default: --model].
     #[arg(long = "executor-model", value_name = "MODEL")]
     pub executor_model: Option<String>,
-    /// How plans are written.
-    #[arg(long, value_enum, default_value_t = PlannerKind::Numbered)]
+    /// How plans are written (rewoo: the whole tool program in one call, then one answer).
+    #[arg(long, value_enum, default_value_t = PlannerKind::default())]
     pub planner: PlannerKind,
     /// How steps are carried out.
     #[arg(long, value_enum, default_value_t = ExecutorKind::React)]
@@ -93,17 +108,11 @@ pub struct RunArgs {
     /// Random seed.
     #[arg(long, short = 's', default_value_t = 0)]
     pub seed: u64,
-    /// Print one JSON object at the end (progress goes to stderr).
-    #[arg(long)]
-    pub json: bool,
-    /// Write every event as one JSON line to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub trace: Option<PathBuf>,
     #[command(flatten)]
     pub tools: ToolArgs,
 }
 
-impl RunArgs {
+impl AgentArgs {
     fn config(&self) -> anyhow::Result<AgentConfig> {
         anyhow::ensure!((1..=20).contains(&self.plan_steps), "--plan-steps must be between 1 and 20");
         anyhow::ensure!(self.max_steps >= 1, "--max-steps must be at least 1");
@@ -149,6 +158,13 @@ impl RunArgs {
         })
     }
 
+    fn templates(&self) -> anyhow::Result<Templates> {
+        Ok(match &self.templates {
+            Some(dir) => Templates::with_overrides(dir)?,
+            None => Templates::builtin()?,
+        })
+    }
+
     fn supervisor(&self) -> anyhow::Result<Option<Arc<dyn Supervisor>>> {
         if !self.approve_plan && !self.feedback {
             return Ok(None);
@@ -186,29 +202,71 @@ impl Models {
     }
 }
 
-pub fn run(margs: &ModelArgs, args: RunArgs) -> anyhow::Result<()> {
-    let config = args.config()?;
-    let supervisor = args.supervisor()?;
-    let templates = match &args.templates {
-        Some(dir) => Templates::with_overrides(dir)?,
-        None => Templates::builtin()?,
-    };
-    // Bad tool settings (a missing workspace or database) fail before any model loads.
-    args.tools.registry()?;
-    let mut models = Models { loaded: Vec::new() };
-    let executor_engine = models.engine(margs, args.executor_model.as_deref())?;
-    let executor: Arc<dyn Llm> = Arc::new(LocalLlm::new(executor_engine.clone()));
-    let mut planners: Vec<Arc<dyn Llm>> = Vec::new();
-    if args.planner_models.is_empty() {
-        planners.push(Arc::new(LocalLlm::new(models.engine(margs, None)?)));
-    }
-    for spec in &args.planner_models {
-        planners.push(Arc::new(LocalLlm::new(models.engine(margs, Some(spec))?)));
-    }
-    let tokenizer = executor_engine.model().tokenizer_arc();
-    let count_tokens = Arc::new(move |s: &str| tokenizer.encode(s, false, false).map_or(s.len() / 4, |v| v.len()));
+/// Models loaded once, settings checked once; then one agent per objective.
+pub struct AgentFactory {
+    args: AgentArgs,
+    config: AgentConfig,
+    supervisor: Option<Arc<dyn Supervisor>>,
+    executor: Arc<dyn Llm>,
+    planners: Vec<Arc<dyn Llm>>,
+    count_tokens: Arc<dyn Fn(&str) -> usize + Send + Sync>,
+    runtime: tokio::runtime::Runtime,
+}
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
+impl AgentFactory {
+    /// Checks `args` (templates, tool settings) before loading any model, then loads them.
+    pub fn new(margs: &ModelArgs, args: &AgentArgs) -> anyhow::Result<Self> {
+        let config = args.config()?;
+        let supervisor = args.supervisor()?;
+        args.templates()?;
+        // Bad tool settings (a missing workspace or database) fail before any model loads.
+        args.tools.registry()?;
+        let mut models = Models { loaded: Vec::new() };
+        let executor_engine = models.engine(margs, args.executor_model.as_deref())?;
+        let executor: Arc<dyn Llm> = Arc::new(LocalLlm::new(executor_engine.clone()));
+        let mut planners: Vec<Arc<dyn Llm>> = Vec::new();
+        if args.planner_models.is_empty() {
+            planners.push(Arc::new(LocalLlm::new(models.engine(margs, None)?)));
+        }
+        for spec in &args.planner_models {
+            planners.push(Arc::new(LocalLlm::new(models.engine(margs, Some(spec))?)));
+        }
+        let tokenizer = executor_engine.model().tokenizer_arc();
+        let count_tokens = Arc::new(move |s: &str| tokenizer.encode(s, false, false).map_or(s.len() / 4, |v| v.len()));
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
+        Ok(Self {
+            args: args.clone(),
+            config,
+            supervisor,
+            executor,
+            planners,
+            count_tokens,
+            runtime,
+        })
+    }
+
+    /// Runs `objective` with `tools`, telling `observers` what happens.
+    pub fn run(&self, objective: &str, tools: Registry, observers: Vec<Box<dyn Observer>>) -> anyhow::Result<RunReport> {
+        let mut builder = Agent::builder()
+            .executor(self.executor.clone())
+            .tools(tools)
+            .templates(self.args.templates()?)
+            .config(self.config.clone())
+            .observer(Arc::new(Fanout(observers)))
+            .token_counter(self.count_tokens.clone());
+        for p in &self.planners {
+            builder = builder.planner(p.clone());
+        }
+        if let Some(s) = &self.supervisor {
+            builder = builder.supervisor(s.clone());
+        }
+        let agent = builder.build()?;
+        Ok(self.runtime.block_on(agent.run(objective)))
+    }
+}
+
+pub fn run(margs: &ModelArgs, args: RunArgs) -> anyhow::Result<()> {
+    let factory = AgentFactory::new(margs, &args.agent)?;
     let run_one = |objective: &str| -> anyhow::Result<RunReport> {
         let mut observers: Vec<Box<dyn Observer>> = vec![Box::new(Console::new(args.json))];
         if let Some(path) = &args.trace {
@@ -216,27 +274,8 @@ pub fn run(margs: &ModelArgs, args: RunArgs) -> anyhow::Result<()> {
                 TraceWriter::create(path).with_context(|| format!("creating the trace `{}`", path.display()))?,
             ));
         }
-        let mut builder = Agent::builder()
-            .executor(executor.clone())
-            .tools(args.tools.registry()?)
-            .templates(match &args.templates {
-                Some(dir) => Templates::with_overrides(dir)?,
-                None => Templates::builtin()?,
-            })
-            .config(config.clone())
-            .observer(Arc::new(Fanout(observers)))
-            .token_counter(count_tokens.clone());
-        for p in &planners {
-            builder = builder.planner(p.clone());
-        }
-        if let Some(s) = &supervisor {
-            builder = builder.supervisor(s.clone());
-        }
-        let agent = builder.build()?;
-        Ok(runtime.block_on(agent.run(objective)))
+        factory.run(objective, args.agent.tools.registry()?, observers)
     };
-    drop(templates);
-
     match &args.objective {
         Some(objective) => {
             anyhow::ensure!(!objective.trim().is_empty(), "the objective is empty");

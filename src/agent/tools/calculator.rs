@@ -28,12 +28,13 @@ impl Default for Calculator {
                 "Computes arithmetic exactly: adds, subtracts, multiplies, divides and raises numbers to powers, written with + - * / ^ and parentheses.",
                 json!({
                     "type": "object",
-                    // Only what an expression can hold, so that a constrained model cannot wander
-                    // into code, comments or `=` results; it starts like a number.
+                    // Only what an expression can hold (symbols, lower-case operator words, and
+                    // `#E1`-style references to earlier results), so that a constrained model
+                    // cannot wander into code, comments or `=` results.
                     "properties": {"expression": {
                         "type": "string",
                         "maxLength": 200,
-                        "pattern": "^[-(0-9][-+*/^%(). 0-9a-z]*$"
+                        "pattern": "^(#E[1-9][0-9]*|[-(0-9a-z])([-+*/^%(). 0-9a-z,]|#E[1-9][0-9]*)*$"
                     }},
                     "required": ["expression"],
                     "additionalProperties": false
@@ -73,9 +74,54 @@ const WORDS: &[(&str, &str)] = &[
     ("mod", "%"),
 ];
 
+/// Operations people (and models copying an objective) write as a verb before both operands:
+/// `add 2 and 3`, `subtract 250 from 1000`, `multiply 17 by 23`, `divide 10 by 4`, `the sum of
+/// 2 and 3`. Each becomes a parenthesised symbol expression; `{a}` and `{b}` are operands (a
+/// number or a parenthesised group).
+const VERBS: &[(&str, &str)] = &[
+    (r"(?:the )?sum of {a} and {b}", "({a} + {b})"),
+    (r"(?:the )?product of {a} and {b}", "({a} * {b})"),
+    (r"(?:the )?difference (?:between|of) {a} and {b}", "({a} - {b})"),
+    (r"add {a} (?:and|to) {b}", "({a} + {b})"),
+    (r"subtract {a} from {b}", "({b} - {a})"),
+    (r"multiply {a} (?:by|and|with) {b}", "({a} * {b})"),
+    (r"divide {a} by {b}", "({a} / {b})"),
+];
+
+/// Rewrites [`VERBS`] phrases into symbols, innermost first, and drops `then`, which joins
+/// two operations in speech (`17 * 23, then divided by 5`) but means nothing to the parser.
+fn rewrite_verbs(text: &str) -> String {
+    use std::sync::OnceLock;
+    static RULES: OnceLock<Vec<(regex::Regex, &'static str)>> = OnceLock::new();
+    let rules = RULES.get_or_init(|| {
+        let operand = r"(-?[0-9][0-9.,]*|\([^()]*\))";
+        VERBS
+            .iter()
+            .map(|(pat, out)| {
+                let pat = pat.replace("{a}", &operand.replace("(-?", "(?P<a>-?")).replace("{b}", &operand.replace("(-?", "(?P<b>-?"));
+                (regex::Regex::new(&format!(r"\b{pat}")).expect("valid verb pattern"), *out)
+            })
+            .collect()
+    });
+    let mut text = text.replace(" then ", " ").replace(", then", " ");
+    // Each pass rewrites at least one phrase or stops; nesting is bounded by the length.
+    for _ in 0..16 {
+        let before = text.clone();
+        for (re, out) in rules {
+            text = re
+                .replace_all(&text, |c: &regex::Captures<'_>| out.replace("{a}", &c["a"]).replace("{b}", &c["b"]))
+                .into_owned();
+        }
+        if text == before {
+            break;
+        }
+    }
+    text
+}
+
 /// Evaluates `expr` exactly.
 pub fn evaluate(expr: &str) -> Result<BigRational, String> {
-    let mut text = expr.to_lowercase();
+    let mut text = rewrite_verbs(&expr.to_lowercase());
     for (word, symbol) in WORDS {
         text = text.replace(word, &format!(" {symbol} "));
     }
@@ -328,6 +374,18 @@ mod tests {
         assert_eq!(calc("2 to the power of 10"), "1024");
         assert_eq!(calc("345 plus 655"), "1000");
         assert_eq!(calc("7 squared minus 9 divided by 3"), "46");
+    }
+
+    #[test]
+    fn operations_written_as_verbs() {
+        assert_eq!(calc("add 345 and 655"), "1000");
+        assert_eq!(calc("Subtract 250 from 1000"), "750");
+        assert_eq!(calc("multiply 17 by 23, then divided by 5"), "78.2");
+        assert_eq!(calc("divide 10 by 4"), "2.5");
+        assert_eq!(calc("the sum of 2 and 3 times 4"), "20");
+        assert_eq!(calc("add 1 to (2 * 3)"), "7");
+        assert_eq!(calc("subtract 2 from add 3 and 4"), "5");
+        assert!(calc("add the numbers").starts_with("error"));
     }
 
     #[test]
