@@ -21,10 +21,10 @@ pub struct Limits {
     pub max_thought_chars: usize,
     /// Longest result line offered as a final answer to quote, in characters.
     pub max_answer_chars: usize,
-    /// Longest final answer a model writes in its own words (a count, a sum, a comparison
-    /// that no result states), in characters: short, so that an answer is a value and not an
-    /// essay.
-    pub max_written_answer_chars: usize,
+    /// Most words in a final answer a model writes itself instead of quoting a result line.
+    /// Each word is one that the objective or a result holds (see [`answer_words`]): a model
+    /// can rephrase and combine ("Alice is older"), but not invent a number.
+    pub max_written_answer_words: usize,
 }
 
 impl Default for Limits {
@@ -34,7 +34,7 @@ impl Default for Limits {
             max_step_chars: 100,
             max_thought_chars: 120,
             max_answer_chars: 200,
-            max_written_answer_chars: 60,
+            max_written_answer_words: 8,
         }
     }
 }
@@ -46,8 +46,9 @@ struct Context<'a> {
     max_step_chars: usize,
     max_thought_chars: usize,
     max_answer_chars: usize,
-    max_written_answer_chars: usize,
+    max_written_answer_words: usize,
     answer_choices: &'a [String],
+    answer_words: Vec<String>,
     can_continue: bool,
     candidates: Vec<Vec<String>>,
     step: String,
@@ -69,8 +70,9 @@ fn context<'a>(tools: &[ToolSpec], limits: &Limits, answer_choices: &'a [String]
         max_step_chars: limits.max_step_chars.max(1),
         max_thought_chars: limits.max_thought_chars.max(1),
         max_answer_chars: limits.max_answer_chars.max(1),
-        max_written_answer_chars: limits.max_written_answer_chars.max(1),
+        max_written_answer_words: limits.max_written_answer_words.max(1),
         answer_choices,
+        answer_words: answer_words(answer_choices.iter().map(String::as_str)),
         can_continue: true,
         candidates: Vec::new(),
         step: String::new(),
@@ -99,6 +101,26 @@ pub fn answer_choices<'a>(texts: impl IntoIterator<Item = &'a str>, limits: &Lim
                 && out.len() < MAX_CHOICES
             {
                 out.push(c.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Most distinct words a written answer may draw on.
+const MAX_ANSWER_WORDS: usize = 256;
+
+/// The words a written answer may use: those of `texts` (the answer choices), split at white
+/// space, stripped of surrounding punctuation, each once. A 135M model asked to write freely
+/// invents numbers, and offered the objective's words it restates the question; drawing on
+/// these it can only recombine what the tools returned.
+pub fn answer_words<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for text in texts {
+        for w in text.split_whitespace() {
+            let w = w.trim_matches(|c: char| ",;:!?\"'()[]".contains(c)).trim_end_matches('.');
+            if !w.is_empty() && w.chars().count() <= 40 && !out.iter().any(|o| o == w) && out.len() < MAX_ANSWER_WORDS {
+                out.push(w.to_string());
             }
         }
     }
@@ -174,7 +196,7 @@ pub fn rewoo(t: &Templates, tools: &[ToolSpec], limits: &Limits) -> Result<Gramm
     Ok(Grammar::Lark(t.render("grammars/rewoo.lark.j2", context(tools, limits, &[]))?))
 }
 
-/// The ReWOO solver's answer: one of `answer_choices` or a short line of its own.
+/// The ReWOO solver's answer: one of `answer_choices`, or a few of their words.
 pub fn solver(t: &Templates, limits: &Limits, answer_choices: &[String]) -> Result<Grammar, Error> {
     Ok(Grammar::Lark(t.render("grammars/solver.lark.j2", context(&[], limits, answer_choices))?))
 }

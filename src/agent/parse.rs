@@ -12,14 +12,24 @@ use super::Error;
 /// `1. step\n2. step\n…` → the steps, a step that repeats an earlier one word for word
 /// dropped (a repeated step never helps: it would redo what is done).
 pub fn plan(text: &str, max_steps: usize) -> Result<Vec<String>, Error> {
-    plan_with_repeats(text, max_steps).map(without_repeats)
+    let steps = without_repeats(plan_with_repeats(text, max_steps)?);
+    if steps.is_empty() {
+        return Err(Error::Parse("the plan has no steps but error text".into()));
+    }
+    Ok(steps)
 }
 
-/// The steps in order, each kept once.
+/// The steps in order, each kept once, each cut before any error text a model copied into it
+/// from a failure it was shown (`…: Error: SQL error: …`); a step left empty is dropped. A
+/// plan is made of steps, never of error text.
 pub fn without_repeats(steps: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(steps.len());
     for s in steps {
-        if !out.contains(&s) {
+        let s = match s.find("Error:") {
+            Some(i) => s[..i].trim_end().trim_end_matches(':').trim_end().to_string(),
+            None => s,
+        };
+        if !s.is_empty() && !out.contains(&s) {
             out.push(s);
         }
     }
@@ -68,7 +78,24 @@ pub fn plan_json(text: &str, max_steps: usize) -> Result<Vec<String>, Error> {
     if steps.is_empty() || steps.len() > max_steps {
         return Err(Error::Parse(format!("the plan has {} steps (1 to {max_steps} allowed)", steps.len())));
     }
-    Ok(without_repeats(steps))
+    let steps = without_repeats(steps);
+    if steps.is_empty() {
+        return Err(Error::Parse("the plan has no steps but error text".into()));
+    }
+    Ok(steps)
+}
+
+/// A final answer as reported: trimmed, a word repeated in a row said once. The answer
+/// grammar lets a model write a few words of the results' own, and a small model given that
+/// freedom tends to repeat the word it likes (`4 4 4 4`).
+pub fn tidy_answer(answer: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for w in answer.split_whitespace() {
+        if out.last() != Some(&w) {
+            out.push(w);
+        }
+    }
+    out.join(" ")
 }
 
 /// A tool call.
@@ -105,7 +132,7 @@ pub fn react(text: &str, tools: &[ToolSpec]) -> Result<ReactStep, Error> {
         }
         return Ok(ReactStep::FinalAnswer {
             thought,
-            answer: answer.trim().to_string(),
+            answer: tidy_answer(answer),
         });
     }
     let rest = rest
@@ -171,7 +198,7 @@ pub fn decision(text: &str, max_steps: usize) -> Result<Decision, Error> {
         if a.trim().is_empty() || a.contains('\n') {
             return Err(Error::Parse("the final answer must be one non-empty line".into()));
         }
-        return Ok(Decision::Answer(a.trim().to_string()));
+        return Ok(Decision::Answer(tidy_answer(a)));
     }
     Err(Error::Parse(format!("unknown decision {rest:?}")))
 }
@@ -193,6 +220,7 @@ mod tests {
     fn plans_parse_strictly() {
         assert_eq!(plan("1. a\n2. b\n", 5).unwrap(), vec!["a", "b"]);
         assert_eq!(plan("1. a\n2. b\n3. a\n4. a\n", 5).unwrap(), vec!["a", "b"]);
+        assert_eq!(plan("1. Use sql_query to count: Error: SQL error: x\n2. b\n", 5).unwrap(), vec!["Use sql_query to count", "b"]);
         assert!(plan("1. a\n3. b\n", 5).is_err());
         assert!(plan("2. a\n", 5).is_err());
         assert!(plan("1. a\n2. b\n3. c\n", 2).is_err());
@@ -211,6 +239,13 @@ mod tests {
         assert!(react("Thought: x\nAction: shell\nAction Input: {}\n", &calc()).is_err());
         assert!(react("Thought: x\nAction: calculator\nAction Input: {\"expr\": 1}\n", &calc()).is_err());
         assert!(react("Action: calculator\n", &calc()).is_err());
+    }
+
+    #[test]
+    fn answers_are_tidied() {
+        assert_eq!(tidy_answer(" 4 4 4  4 "), "4");
+        assert_eq!(tidy_answer("port = 8080"), "port = 8080");
+        assert_eq!(tidy_answer("a b a b"), "a b a b");
     }
 
     #[test]

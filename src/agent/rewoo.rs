@@ -31,17 +31,26 @@ pub struct Call {
 }
 
 /// The program's lines (`#E1 = tool[{…}]`), checked to parse with [`parse_call`], numbered in
-/// order from 1, at most `max_steps`.
+/// order from 1, at most `max_steps`. Calls at the end that repeat an earlier call exactly are
+/// dropped: a small model tends to fill every line the grammar allows, and a repeated call
+/// only returns what its first run did. (Repeats in the middle stay, so names keep their
+/// meaning.)
 pub fn parse_program(text: &str, max_steps: usize) -> Result<Vec<String>, Error> {
-    let lines: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+    let mut lines: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
     if lines.is_empty() {
         return Err(Error::Parse("the program has no calls".into()));
     }
     if lines.len() > max_steps {
         return Err(Error::Parse(format!("the program has {} calls, more than {max_steps}", lines.len())));
     }
+    let mut calls = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
-        parse_call(line, i + 1)?;
+        let c = parse_call(line, i + 1)?;
+        calls.push((c.tool, c.input));
+    }
+    while calls.len() > 1 && calls[..calls.len() - 1].contains(&calls[calls.len() - 1]) {
+        calls.pop();
+        lines.pop();
     }
     Ok(lines)
 }
@@ -75,8 +84,10 @@ pub fn parse_call(line: &str, index: usize) -> Result<Call, Error> {
     })
 }
 
-/// Most tokens one program line may take: a long SQL query is ~120 tokens.
-const TOKENS_PER_CALL: usize = 160;
+/// Most tokens one program line may take, so that no program the grammar admits is cut: a
+/// tool input string may be up to 400 characters (SQL), a token each at worst, plus the name
+/// and JSON around it.
+const TOKENS_PER_CALL: usize = 480;
 
 /// The request for a program for `ctx.objective` (with `ctx.failure` when the last one failed).
 pub fn plan_request(templates: &Templates, ctx: &PromptContext, limits: &Limits, sampling: &SamplingParams) -> Result<LlmRequest, Error> {
@@ -113,7 +124,7 @@ pub fn parse_answer(text: &str) -> Result<String, Error> {
     if answer.trim().is_empty() || answer.contains('\n') {
         return Err(Error::Parse("the answer must be one non-empty line".into()));
     }
-    Ok(answer.trim().to_string())
+    Ok(super::parse::tidy_answer(answer))
 }
 
 /// How a failed call reads to the planner that writes the next program.
@@ -148,6 +159,8 @@ mod tests {
             assert!(parse_program(bad, 4).is_err(), "{bad:?}");
         }
         assert!(parse_program(text, 1).is_err());
+        let repeats = "#E1 = a[{\"x\": 1}]\n#E2 = a[{\"x\": 2}]\n#E3 = a[{\"x\": 1}]\n#E4 = a[{\"x\": 2}]\n";
+        assert_eq!(parse_program(repeats, 4).unwrap().len(), 2);
     }
 
     #[test]

@@ -199,6 +199,10 @@ pub fn numbers_in(text: &str) -> Vec<f64> {
         if chars.get(i).is_some_and(|c| c.is_alphabetic()) {
             continue; // `3rd`, `10x`
         }
+        let fraction = |j: usize| chars.get(j) == Some(&'/');
+        if fraction(i) || (start > 0 && fraction(start - 1)) {
+            continue; // `250/3` is one value, and not 250
+        }
         let token: String = chars[start..i].iter().collect();
         let plain = if thousands(&token) { token.replace(',', "") } else { token.clone() };
         if let Ok(x) = plain.parse::<f64>() {
@@ -232,6 +236,7 @@ mod tests {
         assert_eq!(numbers_in("2025-03-14"), vec![2025.0]); // the rest of a date is glued to it
         assert_eq!(numbers_in("The answer is 78.2."), vec![78.2]);
         assert_eq!(numbers_in("1,2"), vec![1.0, 2.0]);
+        assert_eq!(numbers_in("250/3 (≈ 83.25)"), vec![83.25]);
     }
 
     #[test]

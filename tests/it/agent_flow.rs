@@ -646,3 +646,152 @@ fn templates_with_unknown_variables_fail_before_any_call() {
     let t = pae_local::agent::templates::Templates::with_overrides(dir.path()).unwrap();
     assert_eq!(t.overridden(), &["planner.jinja".to_string()]);
 }
+
+/// Step 2 names step 1's result: the runtime puts the exact value into the tool input, and
+/// while step 2 remains the decision after step 1 cannot be an answer.
+#[test]
+fn results_flow_forward_by_name() {
+    let mut s = setup();
+    let m = Scripted::new(
+        "m",
+        &[
+            (Purpose::Plan, "1. Use calculator to compute 17 * 23\n2. Use calculator to compute #E1 divided by 5\n"),
+            (Purpose::Execute, "Thought: I multiply.\nAction: calculator\nAction Input: {\"expression\": \"17 * 23\"}\n"),
+            (Purpose::Execute, "Thought: I have it.\nFinal Answer: 391"),
+            (Purpose::Replan, "Decision: continue\n"),
+            (Purpose::Execute, "Thought: I divide.\nAction: calculator\nAction Input: {\"expression\": \"#E1 divided by 5\"}\n"),
+            (Purpose::Execute, "Thought: I have it.\nFinal Answer: 78.2"),
+            (Purpose::Replan, "Decision: answer\nFinal Answer: 78.2"),
+        ],
+    );
+    let a = agent(&mut s, m.clone(), config());
+    let r = run(&a, "Multiply 17 by 23, then divide the result by 5.");
+    assert_eq!(r.status, RunStatus::Answered);
+    assert_eq!(r.final_answer.as_deref(), Some("78.2"));
+    let second = r.steps[1].actions().next().unwrap();
+    assert_eq!(second.observation, "78.2");
+    assert_eq!(second.input, json!({"expression": "#E1 divided by 5"}), "the input is kept as written");
+    let requests = m.requests.lock().unwrap();
+    // The decision after step 1 offers no answer: step 2 uses #E1.
+    let first_decision = requests.iter().find(|r| r.purpose == Purpose::Replan).unwrap();
+    let grammar = format!("{:?}", first_decision.grammar);
+    assert!(!grammar.contains("Final Answer"), "{grammar}");
+    // The executor of step 2 sees #E1 by name.
+    let prompts = m.prompts();
+    assert!(prompts[4].contains("#E1 = 391"), "{}", prompts[4]);
+}
+
+#[test]
+fn an_unknown_reference_is_an_error_observation() {
+    let mut s = setup();
+    let bad = "Thought: I divide.\nAction: calculator\nAction Input: {\"expression\": \"#E3 / 5\"}\n";
+    let m = Scripted::new(
+        "m",
+        &[
+            (Purpose::Plan, PLAN_CALC),
+            (Purpose::Execute, bad),
+            (Purpose::Execute, CALL_CALC),
+            (Purpose::Execute, FINAL_5),
+            (Purpose::Replan, ANSWER_5),
+        ],
+    );
+    let a = agent(&mut s, m, config());
+    let r = run(&a, "Add 2 and 3.");
+    assert_eq!(r.final_answer.as_deref(), Some("5"));
+    let first = r.steps[0].actions().next().unwrap();
+    assert!(first.error);
+    assert_eq!(first.observation, "Error: `#E3` names no result: there are no results yet");
+}
+
+fn rewoo_config() -> AgentConfig {
+    AgentConfig {
+        planner_kind: pae_local::agent::planner::PlannerKind::Rewoo,
+        ..config()
+    }
+}
+
+/// ReWOO: one program, run with no model call per step, references substituted, one solver
+/// call; the evidence is in the solver's prompt.
+#[test]
+fn rewoo_runs_the_program_then_solves() {
+    let mut s = setup();
+    let m = Scripted::new(
+        "m",
+        &[
+            (
+                Purpose::Plan,
+                "#E1 = sql_query[{\"query\": \"SELECT age FROM users WHERE name = 'Carol'\"}]\n#E2 = calculator[{\"expression\": \"#E1 times 2\"}]\n",
+            ),
+            (Purpose::Solve, "Answer: 90"),
+        ],
+    );
+    let a = agent(&mut s, m.clone(), rewoo_config());
+    let r = run(&a, "What is Carol's age multiplied by 2?");
+    assert_eq!(r.status, RunStatus::Answered, "{:?}", r.error);
+    assert_eq!(r.final_answer.as_deref(), Some("90"));
+    assert_eq!(r.steps.len(), 2);
+    assert_eq!(r.steps[0].result, "age: 45");
+    assert_eq!(r.steps[1].result, "90");
+    let prompts = m.prompts();
+    assert_eq!(prompts.len(), 2, "two model calls in all");
+    assert!(prompts[1].contains("#E2 = calculator[{\"expression\":\"#E1 times 2\"}]\n90"), "{}", prompts[1]);
+    let grammar = format!("{:?}", m.requests.lock().unwrap()[1].grammar);
+    assert!(grammar.contains("\\\"90\\\""), "the solver may quote the result: {grammar}");
+}
+
+/// A failed call ends the program; the next program is told what failed; the replan budget
+/// bounds how often.
+#[test]
+fn rewoo_replans_with_the_failure_then_stops_at_the_budget() {
+    let mut s = setup();
+    let bad = "#E1 = read_file[{\"path\": \"missing.txt\"}]\n";
+    let m = Scripted::new(
+        "m",
+        &[
+            (Purpose::Plan, bad),
+            (Purpose::Plan, "#E1 = calculator[{\"expression\": \"2 + 3\"}]\n"),
+            (Purpose::Solve, "Answer: 5"),
+        ],
+    );
+    let a = agent(&mut s, m.clone(), rewoo_config());
+    let r = run(&a, "Add 2 and 3.");
+    assert_eq!(r.final_answer.as_deref(), Some("5"));
+    assert_eq!(r.replans, 1);
+    let prompts = m.prompts();
+    assert!(prompts[1].contains("The last try failed: #E1 = read_file"), "{}", prompts[1]);
+    assert_eq!(s.recorder.count("replan"), 1);
+
+    let mut s = setup();
+    let m = Scripted::new("m", &[(Purpose::Plan, bad), (Purpose::Plan, bad), (Purpose::Plan, bad)]);
+    let a = agent(
+        &mut s,
+        m.clone(),
+        AgentConfig {
+            budgets: pae_local::agent::budget::BudgetLimits {
+                max_replans: 2,
+                ..Default::default()
+            },
+            ..rewoo_config()
+        },
+    );
+    let r = run(&a, "Read missing.txt.");
+    assert_eq!(r.status, RunStatus::BudgetExhausted);
+    assert_eq!(r.budget, Some(Budget::Replans));
+    assert_eq!(m.left(), 0);
+}
+
+#[test]
+fn rewoo_refuses_several_planners() {
+    let f = fixture::create();
+    let m = Scripted::new("m", &[]);
+    let built = Agent::builder()
+        .model(m)
+        .tools(fixture::registry(&f))
+        .config(AgentConfig {
+            planners: 2,
+            ..rewoo_config()
+        })
+        .build();
+    let Err(e) = built else { panic!("several planners with ReWOO were accepted") };
+    assert!(e.to_string().contains("ReWOO"), "{e}");
+}

@@ -34,7 +34,7 @@ impl Default for Calculator {
                     "properties": {"expression": {
                         "type": "string",
                         "maxLength": 200,
-                        "pattern": "^(#E[1-9][0-9]*|[-(0-9a-z])([-+*/^%(). 0-9a-z,]|#E[1-9][0-9]*)*$"
+                        "pattern": "^(#E[1-9][0-9]*|[-(0-9a-zA-Z])([-+*/^%(). 0-9a-zA-Z,?']|#E[1-9][0-9]*)*$"
                     }},
                     "required": ["expression"],
                     "additionalProperties": false
@@ -88,28 +88,52 @@ const VERBS: &[(&str, &str)] = &[
     (r"divide {a} by {b}", "({a} / {b})"),
 ];
 
-/// Rewrites [`VERBS`] phrases into symbols, innermost first, and drops `then`, which joins
-/// two operations in speech (`17 * 23, then divided by 5`) but means nothing to the parser.
+/// A second operation on the running result, as a chained sentence says it (`…, then divide
+/// the result by 5`, `… and add 7 to it`): the operator and its operand. The running result is
+/// everything before, which the parser reads left to right.
+const CHAINED: &[(&str, &str)] = &[
+    (r"(?:and )?add {b} to (?:the result|the sum|it|that|this)", " + {b}"),
+    (r"(?:and )?subtract {b} from (?:the result|the sum|it|that|this)", " - {b}"),
+    (r"(?:and )?multiply (?:the result|the sum|it|that|this) by {b}", " * {b}"),
+    (r"(?:and )?divide (?:the result|the sum|it|that|this) by {b}", " / {b}"),
+];
+
+/// Words that frame a question rather than state arithmetic (`What is 2 + 2?`), dropped.
+const FRAMING: &[&str] = &["what is", "what's", "how much is", "compute", "calculate", "evaluate", "the value of"];
+
+/// Rewrites [`VERBS`] and [`CHAINED`] phrases into symbols, innermost first, and drops
+/// [`FRAMING`] words, a final `?` or `.`, and `then`, which joins two operations in speech
+/// (`17 * 23, then divided by 5`) but means nothing to the parser.
 fn rewrite_verbs(text: &str) -> String {
     use std::sync::OnceLock;
     static RULES: OnceLock<Vec<(regex::Regex, &'static str)>> = OnceLock::new();
     let rules = RULES.get_or_init(|| {
         let operand = r"(-?[0-9][0-9.,]*|\([^()]*\))";
-        VERBS
+        CHAINED
             .iter()
+            .chain(VERBS)
             .map(|(pat, out)| {
                 let pat = pat.replace("{a}", &operand.replace("(-?", "(?P<a>-?")).replace("{b}", &operand.replace("(-?", "(?P<b>-?"));
                 (regex::Regex::new(&format!(r"\b{pat}")).expect("valid verb pattern"), *out)
             })
             .collect()
     });
-    let mut text = text.replace(" then ", " ").replace(", then", " ");
+    let mut text = text.trim().trim_end_matches(['?', '.', '!']).to_string();
+    for f in FRAMING {
+        if let Some(rest) = text.strip_prefix(f) {
+            text = rest.trim_start().to_string();
+        }
+    }
+    let mut text = format!(" {text} ").replace(" then ", " ").replace(", then", " ").replace(",", " ");
     // Each pass rewrites at least one phrase or stops; nesting is bounded by the length.
     for _ in 0..16 {
         let before = text.clone();
         for (re, out) in rules {
             text = re
-                .replace_all(&text, |c: &regex::Captures<'_>| out.replace("{a}", &c["a"]).replace("{b}", &c["b"]))
+                .replace_all(&text, |c: &regex::Captures<'_>| {
+                    let group = |n: &str| c.name(n).map_or("", |m| m.as_str()).to_string();
+                    out.replace("{a}", &group("a")).replace("{b}", &group("b"))
+                })
                 .into_owned();
         }
         if text == before {
@@ -386,6 +410,13 @@ mod tests {
         assert_eq!(calc("add 1 to (2 * 3)"), "7");
         assert_eq!(calc("subtract 2 from add 3 and 4"), "5");
         assert!(calc("add the numbers").starts_with("error"));
+        assert_eq!(calc("Multiply 17 by 23, then divide the result by 5."), "78.2");
+        assert_eq!(calc("Add 345 and 655, then multiply the sum by 3."), "3000");
+        assert_eq!(calc("Subtract 250 from 1000, then divide the result by 3."), "250");
+        assert_eq!(calc("What is 48 divided by 4, plus 7?"), "19");
+        assert_eq!(calc("What is 12 squared minus 44?"), "100");
+        assert_eq!(calc("Compute 15 squared minus 11 squared."), "104");
+        assert_eq!(calc("395 and add 1 to it"), "396");
     }
 
     #[test]
