@@ -162,7 +162,7 @@ fn plan_execute_answer() {
     let prompts = m.prompts();
     assert!(prompts[2].ends_with("Observation: 5\n"), "{}", prompts[2]);
     // The replanner saw the step's result.
-    assert!(prompts[3].contains("- Use calculator on 2 + 3.: 5\n"), "{}", prompts[3]);
+    assert!(prompts[3].contains("- #E1 = 5 (Use calculator on 2 + 3.)\n"), "{}", prompts[3]);
     assert_eq!(m.left(), 0);
     let kinds = s.recorder.kinds();
     for k in ["run_start", "plan", "step_start", "llm_call", "action", "observation", "step_end", "final", "run_end"] {
@@ -734,7 +734,7 @@ fn rewoo_runs_the_program_then_solves() {
     assert_eq!(r.steps[1].result, "90");
     let prompts = m.prompts();
     assert_eq!(prompts.len(), 2, "two model calls in all");
-    assert!(prompts[1].contains("#E2 = calculator[{\"expression\":\"#E1 times 2\"}]\n90"), "{}", prompts[1]);
+    assert!(prompts[1].contains("#E2 = calculator[{\"expression\": \"#E1 times 2\"}]\n90"), "{}", prompts[1]);
     let grammar = format!("{:?}", m.requests.lock().unwrap()[1].grammar);
     assert!(grammar.contains("\\\"90\\\""), "the solver may quote the result: {grammar}");
 }
