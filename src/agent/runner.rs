@@ -287,6 +287,18 @@ impl Run<'_> {
         &self.agent.config
     }
 
+    /// What running a step or a tool call needs from this run.
+    fn step_env(&self) -> StepEnv<'_> {
+        StepEnv {
+            caller: &self.caller,
+            llm: &self.agent.executor,
+            templates: &self.agent.templates,
+            registry: &self.agent.registry,
+            config: &self.agent.config.executor,
+            count_tokens: &*self.agent.count_tokens,
+        }
+    }
+
     async fn drive(&mut self) -> Result<End, Halt> {
         if self.config().planner_kind == PlannerKind::Rewoo {
             return self.drive_rewoo().await;
@@ -318,14 +330,7 @@ impl Run<'_> {
             }
             let index = self.steps.len() + 1;
             self.ctx.step_number = index;
-            let env = StepEnv {
-                caller: &self.caller,
-                llm: &self.agent.executor,
-                templates: &self.agent.templates,
-                registry: &self.agent.registry,
-                config: &self.agent.config.executor,
-                count_tokens: &*self.agent.count_tokens,
-            };
+            let env = self.step_env();
             let record = executor::execute_step(&env, &self.ctx, index, &step).await?;
             self.caller.emit(Event::StepEnd {
                 index,
@@ -411,14 +416,7 @@ impl Run<'_> {
                 step: line.clone(),
                 attempt: 1,
             });
-            let env = StepEnv {
-                caller: &self.caller,
-                llm: &self.agent.executor,
-                templates: &self.agent.templates,
-                registry: &self.agent.registry,
-                config: &self.agent.config.executor,
-                count_tokens: &*self.agent.count_tokens,
-            };
+            let env = self.step_env();
             // Only a plan edited by a person can fail to parse here: the grammar wrote the rest.
             let (call, action, observation, error) = match rewoo::parse_call(line, i + 1) {
                 Ok(call) => {
