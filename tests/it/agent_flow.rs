@@ -671,10 +671,12 @@ fn results_flow_forward_by_name() {
     let second = r.steps[1].actions().next().unwrap();
     assert_eq!(second.observation, "78.2");
     assert_eq!(second.input, json!({"expression": "#E1 divided by 5"}), "the input is kept as written");
-    let requests = m.requests.lock().unwrap();
     // The decision after step 1 offers no answer: step 2 uses #E1.
-    let first_decision = requests.iter().find(|r| r.purpose == Purpose::Replan).unwrap();
-    let grammar = format!("{:?}", first_decision.grammar);
+    let grammar = {
+        let requests = m.requests.lock().unwrap();
+        let first_decision = requests.iter().find(|r| r.purpose == Purpose::Replan).unwrap();
+        format!("{:?}", first_decision.grammar)
+    };
     assert!(!grammar.contains("Final Answer"), "{grammar}");
     // The executor of step 2 sees #E1 by name.
     let prompts = m.prompts();
