@@ -210,7 +210,19 @@ pub struct AgentFactory {
     executor: Arc<dyn Llm>,
     planners: Vec<Arc<dyn Llm>>,
     count_tokens: Arc<dyn Fn(&str) -> usize + Send + Sync>,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (see the `Drop` impl).
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for AgentFactory {
+    /// A runtime dropped the ordinary way waits for every blocking task; a tool call that
+    /// outlived its timeout (and has not yet seen its cancellation) would keep the process
+    /// alive after the run ended. Waiting is bounded instead.
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
 }
 
 impl AgentFactory {
@@ -241,7 +253,7 @@ impl AgentFactory {
             executor,
             planners,
             count_tokens,
-            runtime,
+            runtime: Some(runtime),
         })
     }
 
@@ -261,7 +273,8 @@ impl AgentFactory {
             builder = builder.supervisor(s.clone());
         }
         let agent = builder.build()?;
-        Ok(self.runtime.block_on(agent.run(objective)))
+        let runtime = self.runtime.as_ref().expect("the runtime lives as long as the factory");
+        Ok(runtime.block_on(agent.run(objective)))
     }
 }
 

@@ -87,10 +87,10 @@ impl ToolArgs {
             add(&mut r, Arc::new(SqlQuery::new(db, self.allow_sql_write).map_err(anyhow::Error::msg)?))?;
         }
         if !self.allow_http.is_empty() {
-            add(&mut r, Arc::new(HttpRequest::new(self.allow_http.clone(), timeout)))?;
+            add(&mut r, Arc::new(HttpRequest::new(self.allow_http.clone(), timeout).map_err(anyhow::Error::msg)?))?;
         }
         if !self.allow_shell.is_empty() {
-            add(&mut r, Arc::new(Shell::new(self.allow_shell.clone(), ws.root().to_path_buf())))?;
+            add(&mut r, Arc::new(Shell::new(self.allow_shell.clone(), ws.clone())))?;
         }
         if self.human || std::io::stdin().is_terminal() {
             add(&mut r, Arc::new(AskHuman::new(Arc::new(Terminal))))?;

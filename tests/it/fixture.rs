@@ -69,7 +69,7 @@ pub fn wide_registry(f: &Fixture) -> Registry {
 
 /// Adds `http_request` and `shell` to a registry.
 pub fn widen(f: &Fixture, mut r: Registry) -> Registry {
-    r.add(Arc::new(HttpRequest::new(vec!["http://127.0.0.1:9/".into()], Duration::from_secs(1)))).unwrap();
-    r.add(Arc::new(Shell::new(vec!["echo".into(), "wc".into()], f.root().to_path_buf()))).unwrap();
+    r.add(Arc::new(HttpRequest::new(vec!["http://127.0.0.1:9/".into()], Duration::from_secs(1)).unwrap())).unwrap();
+    r.add(Arc::new(Shell::new(vec!["echo".into(), "wc".into()], Arc::new(pae_local::agent::tools::Workspace::new(f.root()).unwrap())))).unwrap();
     r
 }

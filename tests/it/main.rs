@@ -8,5 +8,6 @@ mod fake_gguf;
 mod fidelity;
 mod fixture;
 mod grammar;
+mod hardening;
 mod runtime;
 mod stock_llama;

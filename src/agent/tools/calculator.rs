@@ -9,12 +9,14 @@ use num_rational::BigRational;
 use num_traits::{One, Signed, ToPrimitive, Zero};
 use serde_json::{json, Value};
 
-use super::{str_field, Tool, ToolError, ToolFuture, ToolSpec};
+use super::{blocking, str_field, Tool, ToolError, ToolFuture, ToolSpec};
 
 /// Largest exponent accepted, and most digits in any intermediate result: bounds time and
 /// memory whatever the expression.
 const MAX_EXPONENT: i64 = 4096;
 const MAX_DIGITS: u64 = 4096;
+/// Deepest nesting of parentheses, signs and powers: the parser recurses once per level.
+const MAX_DEPTH: usize = 64;
 
 pub struct Calculator {
     spec: ToolSpec,
@@ -52,9 +54,10 @@ impl Tool for Calculator {
 
     fn call(&self, input: Value) -> ToolFuture<'_> {
         Box::pin(async move {
-            let expr = str_field(&input, "expression")?;
-            let value = evaluate(expr).map_err(ToolError::Failed)?;
-            Ok(format_number(&value))
+            let expr = str_field(&input, "expression")?.to_string();
+            // Off the async threads: big-number work is bounded but not instant, and the
+            // registry's timeout can only fire while this future waits.
+            blocking(move |_| evaluate(&expr).map(|v| format_number(&v)).map_err(ToolError::Failed)).await
         })
     }
 }
@@ -152,6 +155,7 @@ pub fn evaluate(expr: &str) -> Result<BigRational, String> {
     let mut p = Parser {
         chars: text.chars().filter(|c| !c.is_whitespace() && *c != ',' && *c != '_').collect(),
         pos: 0,
+        depth: 0,
     };
     // Thousands separators (`1,000`) and `_` are dropped above; `×`, `÷` and `x` between
     // numbers are accepted as the operators people type.
@@ -168,9 +172,21 @@ pub fn evaluate(expr: &str) -> Result<BigRational, String> {
 struct Parser {
     chars: Vec<char>,
     pos: usize,
+    depth: usize,
 }
 
 impl Parser {
+    /// Runs `f` one level deeper, refusing expressions nested past [`MAX_DEPTH`].
+    fn nested(&mut self, f: impl FnOnce(&mut Self) -> Result<BigRational, String>) -> Result<BigRational, String> {
+        if self.depth >= MAX_DEPTH {
+            return Err(format!("the expression is nested more than {MAX_DEPTH} levels deep"));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
     fn peek(&self) -> Option<char> {
         self.chars.get(self.pos).copied()
     }
@@ -238,7 +254,7 @@ impl Parser {
             return Ok(base);
         }
         // Right-associative: 2^3^2 = 2^9.
-        let exp = self.power()?;
+        let exp = self.nested(Self::power)?;
         if !exp.is_integer() {
             return Err("only whole-number exponents are exact".into());
         }
@@ -250,6 +266,12 @@ impl Parser {
         if base.is_zero() && e < 0 {
             return Err("division by zero".into());
         }
+        // The size is checked before the power is computed: `(15^4096)^4096` would otherwise
+        // take seconds to build a number that is then refused.
+        let bits = base.numer().bits().max(base.denom().bits());
+        if bits > 1 && (bits - 1).saturating_mul(e.unsigned_abs()) > MAX_DIGITS * 4 {
+            return Err("the result is too large".into());
+        }
         let v = num_traits::pow::Pow::pow(base, e as i32);
         check_size(&v)?;
         Ok(v)
@@ -257,17 +279,17 @@ impl Parser {
 
     fn unary(&mut self) -> Result<BigRational, String> {
         if self.eat('-') || self.eat('−') {
-            return Ok(-self.unary()?);
+            return Ok(-self.nested(Self::unary)?);
         }
         if self.eat('+') {
-            return self.unary();
+            return self.nested(Self::unary);
         }
         self.primary()
     }
 
     fn primary(&mut self) -> Result<BigRational, String> {
         if self.eat('(') {
-            let v = self.expr()?;
+            let v = self.nested(Self::expr)?;
             if !self.eat(')') {
                 return Err("missing `)`".into());
             }
@@ -294,6 +316,9 @@ impl Parser {
                 Some(c) => format!("expected a number at position {}, found `{c}`", start + 1),
                 None => "the expression ends too early".into(),
             });
+        }
+        if (int_end - start + frac.len()) as u64 > MAX_DIGITS {
+            return Err(format!("numbers are limited to {MAX_DIGITS} digits"));
         }
         let digits: String = self.chars[start..int_end].iter().collect::<String>() + &frac;
         let mut v = BigRational::new(

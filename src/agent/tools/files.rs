@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{blocking, str_field, Tool, ToolError, ToolFuture, ToolSpec};
+use super::{blocking, str_field, Cancel, Tool, ToolError, ToolFuture, ToolSpec};
 
 /// Largest file `read_file` returns whole.
 const MAX_READ_BYTES: usize = 16 * 1024;
@@ -21,6 +21,8 @@ const MAX_ENTRIES: usize = 200;
 const MAX_MATCHES: usize = 50;
 const MAX_SEARCH_FILE_BYTES: u64 = 1024 * 1024;
 const MAX_SEARCH_FILES: usize = 5000;
+/// Most folders `search_files` enters: with the visited set, bounds a walk of any tree.
+const MAX_SEARCH_DIRS: usize = 2000;
 
 /// The directory file tools are confined to.
 #[derive(Debug, Clone)]
@@ -74,6 +76,26 @@ impl Workspace {
             return Err(ToolError::Refused(format!("`{rel}` is a link that points outside the workspace")));
         }
         Ok(resolved)
+    }
+
+    /// Checks that `rel` names a place inside the workspace without requiring it or its
+    /// folders to exist (an argument of a shell command): not absolute, no `..`, and the
+    /// deepest part of it that exists resolves, through links, inside.
+    pub fn check_inside(&self, rel: &str) -> Result<(), ToolError> {
+        let p = Path::new(rel);
+        if p.is_absolute() || rel.starts_with('~') {
+            return Err(ToolError::Refused(format!("`{rel}` is an absolute path; paths are relative to the workspace")));
+        }
+        if p.components().any(|c| matches!(c, Component::ParentDir)) {
+            return Err(ToolError::Refused(format!("`{rel}` uses `..`, which would leave the workspace")));
+        }
+        let joined = self.root.join(p);
+        let existing = joined.ancestors().find(|a| a.symlink_metadata().is_ok()).unwrap_or(&self.root);
+        match existing.canonicalize() {
+            Ok(real) if real.starts_with(&self.root) => Ok(()),
+            // A dangling link, or one pointing out.
+            _ => Err(ToolError::Refused(format!("`{rel}` is a link that points outside the workspace"))),
+        }
     }
 
     /// Up to `n` file names (relative, sorted), for descriptions that tell the model which
@@ -145,7 +167,7 @@ impl Tool for ListDir {
         let ws = self.ws.clone();
         Box::pin(async move {
             let rel = str_field(&input, "path")?.to_string();
-            blocking(move || {
+            blocking(move |_| {
                 let dir = ws.resolve(&rel, true)?;
                 if !dir.is_dir() {
                     return Err(ToolError::Failed(format!("`{rel}` is not a folder")));
@@ -234,7 +256,7 @@ impl Tool for ReadFile {
         let ws = self.ws.clone();
         Box::pin(async move {
             let rel = str_field(&input, "path")?.to_string();
-            blocking(move || {
+            blocking(move |_| {
                 let path = ws.resolve(&rel, true)?;
                 if path.is_dir() {
                     return Err(ToolError::Failed(format!("`{rel}` is a folder; use list_dir")));
@@ -256,10 +278,24 @@ impl Tool for ReadFile {
     }
 }
 
+/// Reads at most `max` bytes. `path` is already resolved (no link in it); on Unix the last
+/// component is opened with `O_NOFOLLOW`, so a link swapped in after the check is refused, and
+/// with `O_NONBLOCK`, so a FIFO planted in the workspace cannot block the call forever.
 fn read_prefix(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = opts.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
     let mut buf = Vec::new();
-    std::fs::File::open(path)?.take(max).read_to_end(&mut buf)?;
+    file.take(max).read_to_end(&mut buf)?;
     Ok(buf)
 }
 
@@ -291,12 +327,12 @@ impl Tool for SearchFiles {
         let ws = self.ws.clone();
         Box::pin(async move {
             let pattern = str_field(&input, "pattern")?.to_string();
-            blocking(move || search(&ws, &pattern)).await
+            blocking(move |cancel| search(&ws, &pattern, cancel)).await
         })
     }
 }
 
-fn search(ws: &Workspace, pattern: &str) -> Result<String, ToolError> {
+fn search(ws: &Workspace, pattern: &str, cancel: &Cancel) -> Result<String, ToolError> {
     // A pattern that is not a valid regular expression is searched for literally.
     let re = regex::RegexBuilder::new(pattern)
         .case_insensitive(true)
@@ -305,10 +341,22 @@ fn search(ws: &Workspace, pattern: &str) -> Result<String, ToolError> {
         .or_else(|_| regex::RegexBuilder::new(&regex::escape(pattern)).case_insensitive(true).build())
         .map_err(|e| ToolError::InvalidInput(format!("bad pattern: {e}")))?;
     let mut files = Vec::new();
+    // Folders are entered once each, by their real path: a link back up the tree (`l1 -> .`)
+    // is seen again and skipped, and the count of folders is capped whatever the tree holds.
+    let mut visited = std::collections::HashSet::new();
+    visited.insert(ws.root().to_path_buf());
     let mut stack = vec![ws.root().to_path_buf()];
+    let mut dirs = 0usize;
+    let mut incomplete = false;
     while let Some(dir) = stack.pop() {
+        cancel.check()?;
+        dirs += 1;
+        if dirs > MAX_SEARCH_DIRS {
+            incomplete = true;
+            break;
+        }
         let Ok(rd) = std::fs::read_dir(&dir) else { continue };
-        let mut entries: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+        let mut entries: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).take(MAX_SEARCH_FILES).collect();
         entries.sort();
         for p in entries.into_iter().rev() {
             // Symlinks are followed only while they stay inside the workspace.
@@ -317,16 +365,23 @@ fn search(ws: &Workspace, pattern: &str) -> Result<String, ToolError> {
                 continue;
             }
             if real.is_dir() {
-                stack.push(p);
+                if visited.insert(real) {
+                    stack.push(p);
+                }
             } else if files.len() < MAX_SEARCH_FILES {
-                files.push(p);
+                // By its real path: a link to a file is searched as that file, once.
+                files.push(real);
+            } else {
+                incomplete = true;
             }
         }
     }
     files.sort();
+    files.dedup();
     let mut out = String::new();
     let mut found = 0usize;
     for f in &files {
+        cancel.check()?;
         let Ok(bytes) = read_prefix(f, MAX_SEARCH_FILE_BYTES) else { continue };
         if bytes.contains(&0) {
             continue; // binary
@@ -342,11 +397,19 @@ fn search(ws: &Workspace, pattern: &str) -> Result<String, ToolError> {
             }
         }
     }
+    let partial = if incomplete {
+        format!("[search stopped after {MAX_SEARCH_DIRS} folders or {MAX_SEARCH_FILES} files]")
+    } else {
+        String::new()
+    };
     if found == 0 {
-        return Ok(format!("no line matches `{pattern}`"));
+        return Ok(format!("no line matches `{pattern}` {partial}").trim_end().to_string());
     }
     if found > MAX_MATCHES {
         let _ = writeln!(out, "[{} more matching lines not shown]", found - MAX_MATCHES);
+    }
+    if incomplete {
+        let _ = writeln!(out, "{partial}");
     }
     Ok(out.trim_end().to_string())
 }
@@ -380,19 +443,34 @@ impl Tool for WriteFile {
         Box::pin(async move {
             let rel = str_field(&input, "path")?.to_string();
             let content = str_field(&input, "content")?.to_string();
-            blocking(move || {
+            blocking(move |_| {
                 let path = ws.resolve(&rel, false)?;
                 if path.is_dir() {
                     return Err(ToolError::Failed(format!("`{rel}` is a folder")));
                 }
-                // Write beside, then rename: a failed write never leaves half a file.
-                let tmp = path.with_extension("pae-local-tmp");
-                std::fs::write(&tmp, content.as_bytes())
-                    .and_then(|()| std::fs::rename(&tmp, &path))
-                    .map_err(|e| {
-                        let _ = std::fs::remove_file(&tmp);
-                        ToolError::Failed(format!("cannot write `{rel}`: {e}"))
-                    })?;
+                // Write to a new file beside the target, then rename it over the target: a
+                // failed write never leaves half a file. The temporary file gets a fresh random
+                // name, created with O_EXCL, so no file or link already in the folder (a link
+                // planted to point outside, a user's own file) is ever opened or replaced.
+                let dir = path.parent().ok_or_else(|| ToolError::Failed(format!("`{rel}` has no folder")))?;
+                let fail = |e: std::io::Error| ToolError::Failed(format!("cannot write `{rel}`: {e}"));
+                let mut builder = tempfile::Builder::new();
+                builder.prefix(".pae-local-").suffix(".tmp");
+                // An ordinary file's mode (a replaced file keeps its own), not the private 0600
+                // temporary files get.
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    let mode = std::fs::symlink_metadata(&path)
+                        .ok()
+                        .filter(|m| m.is_file())
+                        .map_or(0o644, |m| m.permissions().mode() & 0o777);
+                    builder.permissions(std::fs::Permissions::from_mode(mode));
+                }
+                let mut tmp = builder.tempfile_in(dir).map_err(fail)?;
+                std::io::Write::write_all(&mut tmp, content.as_bytes()).map_err(fail)?;
+                // `persist` renames: a link at `path` itself is replaced, never followed.
+                tmp.persist(&path).map_err(|e| fail(e.error))?;
                 Ok(format!("wrote {} bytes to {}", content.len(), ws.display(&path)))
             })
             .await

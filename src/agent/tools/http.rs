@@ -4,6 +4,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use url::Url;
 
 use super::{blocking, str_field, Tool, ToolError, ToolFuture, ToolSpec};
 
@@ -11,20 +12,32 @@ use super::{blocking, str_field, Tool, ToolError, ToolFuture, ToolSpec};
 const MAX_BODY: u64 = 16 * 1024;
 
 pub struct HttpRequest {
-    allowed: Vec<String>,
+    allowed: Vec<Url>,
     timeout: Duration,
     spec: ToolSpec,
 }
 
 impl HttpRequest {
-    /// Requests may go only to URLs that start with one of `allowed` (each a base URL such as
-    /// `http://127.0.0.1:8080/api/`).
-    pub fn new(allowed: Vec<String>, timeout: Duration) -> Self {
-        let example = allowed.first().cloned().unwrap_or_else(|| "http://localhost/".into());
-        Self {
+    /// Requests may go only to URLs under one of `allowed` (each a base URL such as
+    /// `http://127.0.0.1:8080/api/`): same scheme, host and port, and a path whose segments
+    /// begin with the base's. A base that is not an http(s) URL is an error.
+    pub fn new(allowed: Vec<String>, timeout: Duration) -> Result<Self, String> {
+        let allowed: Vec<Url> = allowed
+            .iter()
+            .map(|b| {
+                let u = Url::parse(b).map_err(|e| format!("--allow-http `{b}` is not a URL: {e}"))?;
+                if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+                    return Err(format!("--allow-http `{b}` must be an http:// or https:// URL with a host"));
+                }
+                Ok(u)
+            })
+            .collect::<Result<_, String>>()?;
+        let shown: Vec<&str> = allowed.iter().map(Url::as_str).collect();
+        let example = shown.first().map_or("http://localhost/".to_string(), |s| s.to_string());
+        Ok(Self {
             spec: ToolSpec::new(
                 "http_request",
-                format!("Sends an HTTP GET or POST request to one of: {}.", allowed.join(", ")),
+                format!("Sends an HTTP GET or POST request to one of: {}.", shown.join(", ")),
                 json!({
                     "type": "object",
                     "properties": {
@@ -39,16 +52,73 @@ impl HttpRequest {
             ),
             allowed,
             timeout,
-        }
-    }
-
-    fn is_allowed(&self, url: &str) -> bool {
-        self.allowed.iter().any(|base| {
-            url.starts_with(base.as_str())
-                // `http://host` allows `http://host/…` but not `http://host.evil/`.
-                && (base.ends_with('/') || url.len() == base.len() || matches!(url.as_bytes()[base.len()], b'/' | b'?' | b'#'))
         })
     }
+
+    /// The URL as it will be sent, if it lies under an allowed base.
+    ///
+    /// Comparing raw strings is not enough: a client normalises `%2e%2e`, `.%2E`, tabs inside a
+    /// segment and backslashes before it sends, so `…/api/%2e%2e/secret` would leave `/api/`.
+    /// The URL is parsed the way clients parse it (WHATWG, the `url` crate), compared by
+    /// scheme, host, port and path segments, and sent in that normalised form. Segments that
+    /// still hide a separator or a dot segment once percent-decoded are refused, since a
+    /// server may decode before it routes.
+    pub fn check(&self, url: &str) -> Result<Url, ToolError> {
+        let refuse = |why: &str| {
+            let bases: Vec<&str> = self.allowed.iter().map(Url::as_str).collect();
+            ToolError::Refused(format!(
+                "`{url}` is not under an allowed base URL ({}){why}",
+                if bases.is_empty() { "none: pass --allow-http URL".into() } else { bases.join(", ") }
+            ))
+        };
+        let u = Url::parse(url).map_err(|e| refuse(&format!(": {e}")))?;
+        if !u.username().is_empty() || u.password().is_some() {
+            return Err(refuse(": URLs with credentials are refused"));
+        }
+        let segments: Vec<&str> = u.path_segments().map(|s| s.collect()).unwrap_or_default();
+        for seg in &segments {
+            let decoded = percent_decode(seg);
+            if decoded == "." || decoded == ".." || decoded.contains(['/', '\\']) || decoded.chars().any(char::is_control) {
+                return Err(refuse(": a path segment hides a separator or a dot segment"));
+            }
+        }
+        let under = |base: &Url| {
+            let mut prefix: Vec<&str> = base.path_segments().map(|s| s.collect()).unwrap_or_default();
+            if prefix.last() == Some(&"") {
+                prefix.pop(); // `/api/` allows `/api/x`, and `/api` itself.
+            }
+            base.scheme() == u.scheme()
+                && base.host() == u.host()
+                && base.port_or_known_default() == u.port_or_known_default()
+                && segments.len() >= prefix.len()
+                && segments.iter().zip(&prefix).all(|(a, b)| a == b)
+        };
+        if self.allowed.iter().any(under) {
+            Ok(u)
+        } else {
+            Err(refuse(""))
+        }
+    }
+}
+
+/// `%XX` escapes decoded (invalid ones kept as they are), for checking what a server may see.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Tool for HttpRequest {
@@ -61,16 +131,11 @@ impl Tool for HttpRequest {
             let url = str_field(&input, "url")?.to_string();
             let method = str_field(&input, "method")?.to_string();
             let body = input.get("body").and_then(Value::as_str).map(str::to_string);
-            if url.contains("..") || !self.is_allowed(&url) {
-                return Err(ToolError::Refused(format!(
-                    "`{url}` is not under an allowed base URL ({})",
-                    if self.allowed.is_empty() { "none: pass --allow-http URL".into() } else { self.allowed.join(", ") }
-                )));
-            }
+            let url = self.check(&url)?;
             let timeout = self.timeout;
-            blocking(move || {
+            blocking(move |_| {
                 let agent = ureq::AgentBuilder::new().timeout(timeout).redirects(0).build();
-                let req = agent.request(&method, &url);
+                let req = agent.request_url(&method, &url);
                 let resp = match body {
                     Some(b) => req.send_string(&b),
                     None => req.call(),

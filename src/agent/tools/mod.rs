@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use calculator::Calculator;
+pub use calculator::{evaluate, format_number, Calculator};
 pub use files::{ListDir, ReadFile, SearchFiles, Workspace, WriteFile};
 pub use human::{AskHuman, Human};
 pub use http::HttpRequest;
@@ -144,12 +144,59 @@ impl Registry {
     }
 }
 
-/// Runs blocking work (file system, SQLite, HTTP) off the async threads.
+/// Tells blocking work that its call was abandoned (the registry's timeout fired, or the run
+/// ended), so that loops over files, rows or digits stop at their next check instead of
+/// running on after their answer is no longer wanted.
+///
+/// Why this exists: a `spawn_blocking` task cannot be aborted from outside, and a runtime
+/// being dropped waits for every such task. Without a cooperative flag, one endless tool call
+/// (a symlink loop, a recursive SQL query) keeps the process alive after the run has ended.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `Err(Timeout-like failure)` once cancelled: for `?` inside loops.
+    pub fn check(&self) -> Result<(), ToolError> {
+        if self.is_cancelled() {
+            Err(ToolError::Failed("the call was cancelled".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Cancels its token when dropped: held by the future that awaits blocking work, so that the
+/// registry dropping that future on a timeout cancels the work too.
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// Runs blocking work (file system, SQLite, HTTP, big-number arithmetic) off the async
+/// threads. The work gets a [`Cancel`] that fires when this future is dropped, which is what
+/// the registry's timeout does; long loops must check it.
 async fn blocking<F>(f: F) -> Result<String, ToolError>
 where
-    F: FnOnce() -> Result<String, ToolError> + Send + 'static,
+    F: FnOnce(&Cancel) -> Result<String, ToolError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
+    let cancel = Cancel::new();
+    let _guard = CancelOnDrop(cancel.clone());
+    tokio::task::spawn_blocking(move || f(&cancel))
         .await
         .unwrap_or_else(|e| Err(ToolError::Failed(format!("the tool crashed: {e}"))))
 }
@@ -160,16 +207,4 @@ fn str_field<'a>(input: &'a Value, key: &str) -> Result<&'a str, ToolError> {
         .get(key)
         .and_then(Value::as_str)
         .ok_or_else(|| ToolError::InvalidInput(format!("`{key}` must be a string")))
-}
-
-/// Cuts `text` to at most `max` bytes on a character boundary, saying so.
-fn cap(text: String, max: usize, what: &str) -> String {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}\n[{what} cut at {max} of {} bytes]", &text[..end], text.len())
 }

@@ -7,12 +7,20 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Value};
 
-use super::{blocking, str_field, Tool, ToolError, ToolFuture, ToolSpec};
+use super::{blocking, str_field, Cancel, Tool, ToolError, ToolFuture, ToolSpec};
 
 /// Most rows a result shows.
 const MAX_ROWS: usize = 50;
 /// Longest cell shown.
 const MAX_CELL: usize = 200;
+/// Rows counted beyond those shown before the count stops (an endless recursive query must
+/// still return).
+const MAX_COUNTED_ROWS: usize = 10_000;
+/// SQLite virtual-machine steps between two checks for cancellation.
+const PROGRESS_STEPS: i32 = 10_000;
+/// Pragmas that only read the schema; every other pragma (which could turn `query_only` off
+/// or change how the file is written) is refused.
+const READ_PRAGMAS: &[&str] = &["table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list"];
 /// Rows of each table shown in the tool's description.
 const SAMPLE_ROWS: usize = 3;
 
@@ -119,14 +127,32 @@ impl Tool for SqlQuery {
         let write = self.allow_write;
         Box::pin(async move {
             let query = str_field(&input, "query")?.to_string();
-            blocking(move || run(&path, write, &query)).await
+            blocking(move |cancel| run(&path, write, &query, cancel)).await
         })
     }
 }
 
-fn run(path: &Path, write: bool, query: &str) -> Result<String, ToolError> {
+/// Confines a connection to its own file and to the call's lifetime: `ATTACH` (which opens or
+/// creates any other file, and which `VACUUM INTO` uses to write a copy anywhere) and pragmas
+/// that change settings are refused, and a cancelled call interrupts the query within a few
+/// thousand steps, whatever it computes.
+fn confine(conn: &Connection, cancel: &Cancel) {
+    use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+    conn.authorizer(Some(|ctx: AuthContext<'_>| match ctx.action {
+        AuthAction::Attach { .. } | AuthAction::Detach { .. } => Authorization::Deny,
+        AuthAction::Pragma { pragma_name, .. } if !READ_PRAGMAS.contains(&pragma_name.to_ascii_lowercase().as_str()) => {
+            Authorization::Deny
+        }
+        _ => Authorization::Allow,
+    }));
+    let cancel = cancel.clone();
+    conn.progress_handler(PROGRESS_STEPS, Some(move || cancel.is_cancelled()));
+}
+
+fn run(path: &Path, write: bool, query: &str, cancel: &Cancel) -> Result<String, ToolError> {
     let conn = open(path, write).map_err(|e| ToolError::Failed(format!("cannot open the database: {e}")))?;
-    let mut stmt = conn.prepare(query).map_err(|e| ToolError::Failed(format!("SQL error: {e}")))?;
+    confine(&conn, cancel);
+    let mut stmt = conn.prepare(query).map_err(|e| sql_error(e, write))?;
     if !write && !stmt.readonly() {
         return Err(ToolError::Refused("the database is read-only; this query would change it".into()));
     }
@@ -142,6 +168,9 @@ fn run(path: &Path, write: bool, query: &str) -> Result<String, ToolError> {
     let mut n = 0usize;
     while let Some(row) = rows.next().map_err(|e| sql_error(e, write))? {
         n += 1;
+        if n > MAX_COUNTED_ROWS {
+            break;
+        }
         if n > MAX_ROWS {
             continue;
         }
@@ -153,6 +182,8 @@ fn run(path: &Path, write: bool, query: &str) -> Result<String, ToolError> {
     }
     if n == 0 {
         out = format!("no rows (columns: {})", cols.join(", "));
+    } else if n > MAX_COUNTED_ROWS {
+        let _ = write!(out, "\n[more than {} more rows not shown]", MAX_COUNTED_ROWS - MAX_ROWS);
     } else if n > MAX_ROWS {
         let _ = write!(out, "\n[{} more rows not shown]", n - MAX_ROWS);
     }
@@ -161,6 +192,12 @@ fn run(path: &Path, write: bool, query: &str) -> Result<String, ToolError> {
 
 fn sql_error(e: rusqlite::Error, write: bool) -> ToolError {
     let msg = e.to_string();
+    if msg.contains("interrupted") {
+        return ToolError::Failed("the query was stopped: it ran past the tool's time limit".into());
+    }
+    if msg.contains("not authorized") || msg.contains("authorization denied") {
+        return ToolError::Refused("the query uses ATTACH, DETACH or a pragma that changes settings; only this database can be queried".into());
+    }
     if !write && (msg.contains("readonly") || msg.contains("read-only") || msg.contains("query_only")) {
         ToolError::Refused("the database is read-only".into())
     } else {
