@@ -15,6 +15,8 @@ use super::Error;
 #[derive(Debug)]
 pub(crate) enum Halt {
     Budget(Budget),
+    /// Someone asked the run to stop ([`super::Interrupt`]).
+    Interrupted,
     Error(Error),
 }
 
@@ -48,11 +50,13 @@ pub(crate) struct Caller {
     /// The last observation that was not an error, even from a step still running: what a
     /// run cut short by a budget can still offer.
     pub last_observation: Arc<Mutex<Option<String>>>,
+    pub interrupt: super::Interrupt,
 }
 
 impl Caller {
     /// Calls `llm` (as `role`) off the async threads, unless a budget is spent.
     pub async fn call(&self, llm: &Arc<dyn Llm>, role: &str, mut req: LlmRequest) -> Result<LlmResponse, Halt> {
+        self.check_interrupt()?;
         {
             let b = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(spent) = b.exhausted() {
@@ -95,6 +99,8 @@ impl Caller {
             stats: resp.stats.clone(),
             output: resp.text.clone(),
         });
+        // A call that finished after a stop was asked for is not acted upon.
+        self.check_interrupt()?;
         // A reply cut by the token budget cannot be parsed: that is the budget's doing.
         if resp.stats.stop_reason == "max_tokens" {
             let b = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
@@ -103,6 +109,15 @@ impl Caller {
             }
         }
         Ok(resp)
+    }
+
+    /// `Err(Halt::Interrupted)` once a stop was asked for: the check at each safe point.
+    pub fn check_interrupt(&self) -> Result<(), Halt> {
+        if self.interrupt.is_triggered() {
+            Err(Halt::Interrupted)
+        } else {
+            Ok(())
+        }
     }
 
     pub fn emit(&self, e: Event) {

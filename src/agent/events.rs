@@ -122,6 +122,8 @@ pub enum RunStatus {
     Answered,
     BudgetExhausted,
     Rejected,
+    /// Stopped from outside (Ctrl-C, a host program) before it ended.
+    Interrupted,
     Error,
 }
 

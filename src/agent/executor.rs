@@ -308,15 +308,22 @@ pub(crate) async fn run_tool(
         }
     };
     let time_left = env.caller.budgets().time_left();
-    let obs = match time_left {
-        Some(left) => match tokio::time::timeout(left, call).await {
-            Ok(o) => o,
-            Err(_) => {
-                let spent = env.caller.budgets().exhausted();
-                return Err(Halt::Budget(spent.unwrap_or(super::events::Budget::Time)));
-            }
-        },
-        None => call.await,
+    let limited = async {
+        match time_left {
+            Some(left) => match tokio::time::timeout(left, call).await {
+                Ok(o) => Ok(o),
+                Err(_) => {
+                    let spent = env.caller.budgets().exhausted();
+                    Err(Halt::Budget(spent.unwrap_or(super::events::Budget::Time)))
+                }
+            },
+            None => Ok(call.await),
+        }
+    };
+    // A stop asked for during a tool call drops the call (which cancels its blocking work).
+    let obs = tokio::select! {
+        o = limited => o?,
+        () = env.caller.interrupt.triggered() => return Err(Halt::Interrupted),
     };
     let (text, truncated) = truncate(&obs.text, env.config.observation_tokens, env.count_tokens);
     if !obs.error {

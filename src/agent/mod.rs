@@ -8,6 +8,7 @@ mod calls;
 pub mod events;
 pub mod executor;
 pub mod grammars;
+pub mod interrupt;
 pub mod llm;
 pub mod parse;
 pub mod plan_choice;
@@ -24,6 +25,7 @@ pub mod tools;
 pub mod trace;
 
 pub use calls::{ModelUsage, Usage};
+pub use interrupt::Interrupt;
 pub use runner::{Agent, AgentBuilder, AgentConfig, RunReport};
 
 /// Errors of the agent layer.

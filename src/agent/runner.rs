@@ -107,6 +107,7 @@ pub struct Agent {
     supervisor: Option<Arc<dyn Supervisor>>,
     observer: Arc<dyn Observer>,
     count_tokens: Arc<dyn Fn(&str) -> usize + Send + Sync>,
+    interrupt: super::Interrupt,
 }
 
 /// Builds an [`Agent`]; `build` checks that the pieces fit.
@@ -119,6 +120,7 @@ pub struct AgentBuilder {
     supervisor: Option<Arc<dyn Supervisor>>,
     observer: Arc<dyn Observer>,
     count_tokens: Option<Arc<dyn Fn(&str) -> usize + Send + Sync>>,
+    interrupt: super::Interrupt,
 }
 
 impl Agent {
@@ -132,6 +134,7 @@ impl Agent {
             supervisor: None,
             observer: Arc::new(Silent),
             count_tokens: None,
+            interrupt: super::Interrupt::new(),
         }
     }
 
@@ -188,6 +191,12 @@ impl AgentBuilder {
         self
     }
 
+    /// A handle that stops the agent's runs early when triggered (status `interrupted`).
+    pub fn interrupt(mut self, i: super::Interrupt) -> Self {
+        self.interrupt = i;
+        self
+    }
+
     /// Counts tokens for observation truncation [default: ~4 bytes a token].
     pub fn token_counter(mut self, f: Arc<dyn Fn(&str) -> usize + Send + Sync>) -> Self {
         self.count_tokens = Some(f);
@@ -224,6 +233,7 @@ impl AgentBuilder {
             supervisor: self.supervisor,
             observer: self.observer,
             count_tokens: self.count_tokens.unwrap_or_else(|| Arc::new(|s: &str| s.len().div_ceil(4))),
+            interrupt: self.interrupt,
         })
     }
 }
@@ -247,6 +257,7 @@ impl Agent {
             budgets: Arc::new(Mutex::new(Budgets::new(self.config.budgets.clone()))),
             usage: Arc::new(Mutex::new(Usage::new())),
             last_observation: Arc::new(Mutex::new(None)),
+            interrupt: self.interrupt.clone(),
         };
         let ctx = PromptContext {
             objective: objective.to_string(),
@@ -317,10 +328,15 @@ impl Run<'_> {
                         Some(r) => remaining = r,
                         None => return Ok(End::Rejected),
                     },
-                    Decision::Continue => unreachable!("the grammar offers no `continue` here"),
+                    // The grammar offers no `continue` here; a model that ignores grammars
+                    // (a user's `Llm`, a user's templates) can still write it.
+                    Decision::Continue => {
+                        return Err(Halt::Error(Error::Parse("the model chose `continue` with no steps left".into())))
+                    }
                 }
                 continue;
             };
+            self.caller.check_interrupt()?;
             {
                 let mut b = self.caller.budgets();
                 if !b.step_allowed() {
@@ -364,7 +380,8 @@ impl Run<'_> {
     /// the replan budget); then the solver's answer from the evidence.
     async fn drive_rewoo(&mut self) -> Result<End, Halt> {
         let mut why = String::new();
-        for attempt in 0.. {
+        let mut attempt = 0usize;
+        loop {
             if attempt > 0 && !self.caller.budgets().replan_allowed() {
                 return Err(Halt::Budget(Budget::Replans));
             }
@@ -394,8 +411,8 @@ impl Run<'_> {
                     return Ok(End::Answered(rewoo::parse_answer(&resp.text)?));
                 }
             }
+            attempt += 1;
         }
-        unreachable!("the loop returns")
     }
 
     /// Runs a ReWOO program; `Some(why)` when a call failed (the program stops there).
@@ -403,6 +420,7 @@ impl Run<'_> {
         let mut evidence: Vec<Evidence> = Vec::new();
         self.ctx.evidence.clear();
         for (i, line) in lines.iter().enumerate() {
+            self.caller.check_interrupt()?;
             {
                 let mut b = self.caller.budgets();
                 if !b.step_allowed() {
@@ -647,6 +665,7 @@ impl Run<'_> {
             }
             Ok(End::Rejected) => (RunStatus::Rejected, None, None, None),
             Err(Halt::Budget(b)) => (RunStatus::BudgetExhausted, Some(b), self.best_so_far(), None),
+            Err(Halt::Interrupted) => (RunStatus::Interrupted, None, self.best_so_far(), None),
             Err(Halt::Error(e)) => (RunStatus::Error, None, self.best_so_far(), Some(e.to_string())),
         };
         let secs = self.start.elapsed().as_secs_f64();

@@ -111,6 +111,7 @@ impl Templates {
         env.set_auto_escape_callback(|_| AutoEscape::None);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_filter("tojson", crate::model::chat_template::tojson_filter);
+        crate::model::template_limits::limit(&mut env);
         let mut overridden = Vec::new();
         for b in BUILTINS {
             let text = match dir.map(|d| d.join(b.name)).filter(|p| p.is_file()) {
@@ -159,7 +160,7 @@ impl Templates {
             .env
             .get_template(name)
             .map_err(|e| Error::Template(format!("{name}: {}", describe(&e))))?;
-        t.render(ctx)
+        crate::model::template_limits::render(&t, ctx, MAX_RENDER_BYTES)
             .map_err(|e| Error::Template(format!("{name}: {}", describe(&e))))
     }
 
@@ -168,6 +169,9 @@ impl Templates {
         &self.overridden
     }
 }
+
+/// Longest text an agent template may render: prompts and grammars are far shorter.
+const MAX_RENDER_BYTES: usize = 1 << 20;
 
 fn describe(e: &minijinja::Error) -> String {
     let mut msg = match e.detail() {

@@ -157,6 +157,7 @@ impl Observer for Console {
                         ),
                     ),
                     RunStatus::Rejected => (YELLOW, "Plan rejected".to_string()),
+                    RunStatus::Interrupted => (YELLOW, "Interrupted; best so far".to_string()),
                     RunStatus::Error => (RED, "Error; best so far".to_string()),
                 };
                 self.line(&mut st, &format!("{} {answer} {}", self.paint(&format!("{BOLD}{style}"), &format!("{what}:")), self.paint(DIM, &format!("({secs:.1} s)"))));

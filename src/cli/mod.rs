@@ -61,6 +61,10 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    if let Err(e) = check_threads(cli.model.threads) {
+        printer::error(&e);
+        return ExitCode::FAILURE;
+    }
     pae_local::model::threads::configure(cli.model.threads);
     let result = match cli.command {
         Some(Command::Generate(a)) => generate::run(&cli.model, a),
@@ -79,11 +83,22 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if printer::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.is::<run::Interrupted>() => ExitCode::from(130),
         Err(e) => {
             printer::error(&e);
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--threads` between 1 and four per logical CPU: more only slows the matmuls, and
+/// thousands make the thread pool fail to start.
+fn check_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(n) = threads {
+        anyhow::ensure!((1..=4 * cpus).contains(&n), "--threads must be between 1 and {} (four per CPU), not {n}", 4 * cpus);
+    }
+    Ok(())
 }
 
 fn init_tracing() {

@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use pae_local::agent::supervisor::{AutoApprove, Supervisor};
 use pae_local::agent::templates::Templates;
 use pae_local::agent::trace::TraceWriter;
 use pae_local::agent::tools::Registry;
-use pae_local::agent::{Agent, AgentConfig, RunReport};
+use pae_local::agent::{Agent, AgentConfig, Interrupt, RunReport};
 use pae_local::decode::{Engine, SamplingParams};
 
 use super::args::ModelArgs;
@@ -120,9 +121,7 @@ impl AgentArgs {
         anyhow::ensure!(self.max_iterations >= 1, "--max-iterations must be at least 1");
         anyhow::ensure!(self.temperature >= 0.0, "--temp must be at least 0");
         anyhow::ensure!(self.max_tokens != Some(0), "--max-tokens must be at least 1");
-        if let Some(t) = self.timeout {
-            anyhow::ensure!(t > 0.0, "--timeout must be positive");
-        }
+        let timeout = self.timeout.map(|t| seconds("--timeout", t)).transpose()?;
         let sampling = SamplingParams {
             temperature: self.temperature,
             seed: self.seed,
@@ -147,7 +146,7 @@ impl AgentArgs {
                 max_steps: self.max_steps,
                 max_replans: self.max_replans,
                 max_tokens: self.max_tokens,
-                timeout: self.timeout.map(Duration::from_secs_f64),
+                timeout,
             },
             planner_sampling: sampling,
             planners: self.planners,
@@ -183,6 +182,20 @@ impl AgentArgs {
     }
 }
 
+/// Most seconds a time limit may be: a year. Larger values (`1e300`, `inf`) are errors, not
+/// panics in `Duration`.
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// Seconds given on the command line as a duration: positive, finite, at most a year.
+pub fn seconds(flag: &str, secs: f64) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        secs.is_finite() && secs > 0.0 && secs <= MAX_SECONDS,
+        "{flag} must be a number of seconds above 0 and at most {MAX_SECONDS} (a year), not {}",
+        if secs.abs() < 1e9 { secs.to_string() } else { format!("{secs:e}") }
+    );
+    Ok(Duration::try_from_secs_f64(secs)?)
+}
+
 /// Loads each distinct model file once and gives every role its own session on it.
 struct Models {
     loaded: Vec<(PathBuf, Arc<Engine>)>,
@@ -212,7 +225,17 @@ pub struct AgentFactory {
     count_tokens: Arc<dyn Fn(&str) -> usize + Send + Sync>,
     /// Always `Some` until dropped (see the `Drop` impl).
     runtime: Option<tokio::runtime::Runtime>,
+    /// Stops the current run when triggered (Ctrl-C, with [`AgentFactory::stop_on_ctrl_c`]).
+    interrupt: Interrupt,
+    /// Whether a run is going: Ctrl-C with none exits at once.
+    running: Arc<AtomicBool>,
 }
+
+/// The run ended because the user pressed Ctrl-C: the process exits with 130, as a shell
+/// expects of a command stopped by SIGINT.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;
 
 impl Drop for AgentFactory {
     /// A runtime dropped the ordinary way waits for every blocking task; a tool call that
@@ -254,7 +277,28 @@ impl AgentFactory {
             planners,
             count_tokens,
             runtime: Some(runtime),
+            interrupt: Interrupt::new(),
+            running: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Ctrl-C from now on: the first asks the current run to stop at its next safe point
+    /// (it then ends with status `interrupted`, its report and a complete trace); a second
+    /// one, or one while no run is going, exits at once with status 130.
+    pub fn stop_on_ctrl_c(&self) {
+        let (interrupt, running) = (self.interrupt.clone(), self.running.clone());
+        self.runtime().spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                if !running.load(Ordering::SeqCst) || interrupt.trigger() {
+                    std::process::exit(130);
+                }
+                eprintln!("\npae-local: stopping the run at the next safe point (Ctrl-C again to quit at once)");
+            }
+        });
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("the runtime lives as long as the factory")
     }
 
     /// Runs `objective` with `tools`, telling `observers` what happens.
@@ -272,14 +316,18 @@ impl AgentFactory {
         if let Some(s) = &self.supervisor {
             builder = builder.supervisor(s.clone());
         }
-        let agent = builder.build()?;
-        let runtime = self.runtime.as_ref().expect("the runtime lives as long as the factory");
-        Ok(runtime.block_on(agent.run(objective)))
+        let agent = builder.interrupt(self.interrupt.clone()).build()?;
+        self.interrupt.reset();
+        self.running.store(true, Ordering::SeqCst);
+        let report = self.runtime().block_on(agent.run(objective));
+        self.running.store(false, Ordering::SeqCst);
+        Ok(report)
     }
 }
 
 pub fn run(margs: &ModelArgs, args: RunArgs) -> anyhow::Result<()> {
     let factory = AgentFactory::new(margs, &args.agent)?;
+    factory.stop_on_ctrl_c();
     let run_one = |objective: &str| -> anyhow::Result<RunReport> {
         let mut observers: Vec<Box<dyn Observer>> = vec![Box::new(Console::new(args.json))];
         if let Some(path) = &args.trace {
@@ -303,10 +351,11 @@ fn finish(args: &RunArgs, report: &RunReport) -> anyhow::Result<()> {
     if args.json {
         printer::line(&serde_json::to_string(report)?)?;
     }
-    if report.status == RunStatus::Error {
-        anyhow::bail!("the run failed: {}", report.error.as_deref().unwrap_or("unknown error"));
+    match report.status {
+        RunStatus::Error => anyhow::bail!("the run failed: {}", report.error.as_deref().unwrap_or("unknown error")),
+        RunStatus::Interrupted => Err(Interrupted.into()),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Reads objectives one per line until end of input (or `exit`).
@@ -321,10 +370,16 @@ fn interactive(args: &RunArgs, run_one: impl Fn(&str) -> anyhow::Result<RunRepor
             eprint!("objective> ");
             let _ = std::io::stderr().flush();
         }
-        let mut line = String::new();
-        if stdin.lock().read_line(&mut line)? == 0 {
+        // Bytes, not `read_line`: one line of invalid UTF-8 is reported and skipped instead
+        // of ending the session.
+        let mut bytes = Vec::new();
+        if stdin.lock().read_until(b'\n', &mut bytes)? == 0 {
             break;
         }
+        let Ok(line) = String::from_utf8(bytes) else {
+            eprintln!("pae-local: that line is not valid UTF-8; it was skipped");
+            continue;
+        };
         let objective = line.trim();
         if objective.is_empty() {
             continue;

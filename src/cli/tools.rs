@@ -3,7 +3,6 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -69,8 +68,7 @@ impl ToolArgs {
 
     /// The registry these flags ask for.
     pub fn registry(&self) -> anyhow::Result<Registry> {
-        anyhow::ensure!(self.tool_timeout > 0.0, "--tool-timeout must be positive");
-        let timeout = Duration::from_secs_f64(self.tool_timeout);
+        let timeout = super::run::seconds("--tool-timeout", self.tool_timeout)?;
         let ws = self.workspace()?;
         let mut r = Registry::new(timeout);
         let add = |r: &mut Registry, t: Arc<dyn pae_local::agent::tools::Tool>| r.add(t).map(|_| ()).map_err(anyhow::Error::msg);

@@ -112,7 +112,7 @@ fn row(category: &str, rs: &[&TaskResult]) -> SummaryRow {
         right: rs.iter().filter(|r| r.right).count(),
         answered: count(RunStatus::Answered),
         budget_exhausted: count(RunStatus::BudgetExhausted),
-        other: count(RunStatus::Error) + count(RunStatus::Rejected),
+        other: count(RunStatus::Error) + count(RunStatus::Rejected) + count(RunStatus::Interrupted),
         mean_steps: mean(&|r| r.steps),
         mean_model_calls: mean(&|r| r.model_calls),
         mean_prompt_tokens: mean(&|r| r.prompt_tokens),

@@ -77,6 +77,7 @@ impl ChatTemplate {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        super::template_limits::limit(&mut env);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_filter("tojson", tojson_filter);
@@ -110,14 +111,14 @@ impl ChatTemplate {
     /// reply begins.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, Error> {
         let tmpl = self.env.get_template("chat").map_err(template_error)?;
-        tmpl.render(minijinja::context! {
+        let ctx = minijinja::context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
             bos_token => &self.bos_token,
             eos_token => &self.eos_token,
             tools => Value::from(()),
-        })
-        .map_err(template_error)
+        };
+        super::template_limits::render(&tmpl, ctx, MAX_PROMPT_BYTES).map_err(template_error)
     }
 
     /// Strings that end an assistant turn in text (the plain template has no end token).
@@ -144,9 +145,22 @@ fn raise_exception(msg: String) -> Result<Value, minijinja::Error> {
     Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
 }
 
-fn strftime_now(format: String) -> String {
-    chrono::Local::now().format(&format).to_string()
+/// A rendered prompt longer than this is an error: about a million tokens, more than any
+/// context this runtime loads.
+const MAX_PROMPT_BYTES: usize = 4 << 20;
+
+/// Python's `strftime` on the current time. A format chrono cannot render (`%Q`) is a
+/// template error, not a panic inside `to_string`.
+fn strftime_now(format: String) -> Result<String, minijinja::Error> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    write!(out, "{}", chrono::Local::now().format(&format))
+        .map_err(|_| minijinja::Error::new(ErrorKind::InvalidOperation, format!("strftime_now: bad format `{format}`")))?;
+    Ok(out)
 }
+
+/// Deepest `tojson(indent=…)` accepted: a huge indent multiplies the output.
+const MAX_JSON_INDENT: usize = 16;
 
 /// `tojson` as transformers defines it: `json.dumps(x, ensure_ascii=False, indent=indent,
 /// separators=separators, sort_keys=sort_keys)`. Public so that other template sets (the
@@ -157,6 +171,12 @@ pub fn tojson_filter(value: Value, kwargs: Kwargs) -> Result<Value, minijinja::E
     let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
     let separators: Option<Vec<String>> = kwargs.get("separators")?;
     kwargs.assert_all_used()?;
+    if indent.is_some_and(|i| i > MAX_JSON_INDENT) {
+        return Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("tojson: indent is limited to {MAX_JSON_INDENT}"),
+        ));
+    }
     let json = serde_json::to_value(&value)
         .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, format!("tojson: {e}")))?;
     let (item_sep, key_sep) = match separators.as_deref() {

@@ -13,6 +13,7 @@ pub mod kv_cache;
 mod layers;
 mod quant_cpu;
 pub mod source;
+pub mod template_limits;
 pub mod threads;
 pub mod tokenizer;
 pub mod transformer;

@@ -98,9 +98,9 @@ impl Recorder {
     }
 }
 
-const PLAN_CALC: &str = "1. Use calculator on 2 + 3.\n";
-const CALL_CALC: &str = "Thought: I add.\nAction: calculator\nAction Input: {\"expression\": \"2 + 3\"}\n";
-const FINAL_5: &str = "Thought: I have it.\nFinal Answer: 5";
+pub const PLAN_CALC: &str = "1. Use calculator on 2 + 3.\n";
+pub const CALL_CALC: &str = "Thought: I add.\nAction: calculator\nAction Input: {\"expression\": \"2 + 3\"}\n";
+pub const FINAL_5: &str = "Thought: I have it.\nFinal Answer: 5";
 const ANSWER_5: &str = "Decision: answer\nFinal Answer: 5";
 
 fn config() -> AgentConfig {
@@ -269,13 +269,13 @@ fn token_budget_ends_the_run() {
 }
 
 /// A tool that takes `secs` to answer.
-struct Slow {
+pub struct Slow {
     spec: ToolSpec,
     secs: f64,
 }
 
 impl Slow {
-    fn new(secs: f64) -> Arc<Self> {
+    pub fn new(secs: f64) -> Arc<Self> {
         Arc::new(Self {
             spec: ToolSpec::new("slow", "Waits.", json!({"type": "object", "properties": {}, "additionalProperties": false}), json!({})),
             secs,
@@ -296,7 +296,7 @@ impl Tool for Slow {
     }
 }
 
-const CALL_SLOW: &str = "Thought: wait.\nAction: slow\nAction Input: {}\n";
+pub const CALL_SLOW: &str = "Thought: wait.\nAction: slow\nAction Input: {}\n";
 
 #[test]
 fn time_budget_ends_the_run() {

@@ -232,3 +232,100 @@ fn bad_run_settings_are_one_line_errors() {
     std::fs::write(templates.join("planner.jinja"), "Plan {{ objectiv }}").unwrap();
     fails_with(&["run", "--templates", path_str(&templates), "What is 2 + 2?"], "objectiv");
 }
+
+#[test]
+fn hostile_settings_and_templates_are_one_line_errors() {
+    fails_with(&["run", "--timeout", "1e300", "x"], "--timeout must be a number of seconds");
+    fails_with(&["run", "--timeout", "inf", "x"], "--timeout must be a number of seconds");
+    fails_with(&["run", "--tool-timeout", "1e300", "x"], "--tool-timeout must be a number of seconds");
+    fails_with(&["run", "--tool-timeout", "NaN", "x"], "--tool-timeout must be a number of seconds");
+    fails_with(&["--threads", "10000", "info"], "--threads must be between 1 and");
+    fails_with(&["--threads", "0", "info"], "--threads must be between 1 and");
+    fails_with(&["run", "--allow-http", "ftp://example.com/", "x"], "--allow-http `ftp://example.com/`");
+    let dir = temp_dir();
+    for (name, template, needle) in [
+        ("strftime", "{{ strftime_now('%Q') }}", "strftime_now: bad format"),
+        (
+            "loops",
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "out of fuel",
+        ),
+        ("output", "{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}", "output passed"),
+        ("indent", "{{ messages|tojson(indent=100000000) }}", "indent is limited"),
+    ] {
+        let spec = Spec { chat_template: Some(template), ..Spec::new("qwen2") };
+        let m = write_model(&dir.path().join(format!("{name}.gguf")), &spec);
+        fails_with(&["generate", "-m", path_str(&m), "-p", "hi"], needle);
+    }
+}
+
+/// Starts `run` on the default model with a trace, and returns once the trace shows a model
+/// call (the Ctrl-C handler is in place by then).
+fn start_run(dir: &Path) -> (std::process::Child, std::path::PathBuf) {
+    let trace = dir.join("run.jsonl");
+    let child = Command::new(env!("CARGO_BIN_EXE_pae-local"))
+        .args(["run", "-q", "--json", "--trace", path_str(&trace), "--workspace", path_str(dir)])
+        .arg("Add 17 and 23, then multiply the result by 4, then subtract 11.")
+        .current_dir(repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&trace).unwrap_or_default().contains("\"llm_call\"") {
+        assert!(start.elapsed() < std::time::Duration::from_secs(120), "no model call in the trace");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    (child, trace)
+}
+
+fn sigint(child: &std::process::Child) {
+    // SAFETY: a plain kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+}
+
+#[test]
+fn ctrl_c_ends_the_run_with_a_report_a_full_trace_and_status_130() {
+    let dir = temp_dir();
+    let (child, trace) = start_run(dir.path());
+    sigint(&child);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("the JSON report is printed");
+    assert_eq!(report["status"], "interrupted", "{report}");
+    let events: Vec<serde_json::Value> =
+        std::fs::read_to_string(&trace).unwrap().lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let last = events.last().unwrap();
+    assert_eq!((last["event"].as_str(), last["status"].as_str()), (Some("run_end"), Some("interrupted")), "{last}");
+    // A second Ctrl-C does not wait for the safe point.
+    let again = dir.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    let (child, _) = start_run(&again);
+    let t = std::time::Instant::now();
+    sigint(&child);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    sigint(&child);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+#[test]
+fn the_interactive_session_skips_a_line_of_invalid_utf8() {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pae-local"))
+        .args(["run", "-q", "--json"])
+        .current_dir(repo())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"\xff\xfe what\nWhat is 2 + 3?\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not valid UTF-8; it was skipped"), "{}", stderr(&o));
+    let reports: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(reports.len(), 1, "the next line still ran");
+    assert_eq!(reports[0]["objective"], "What is 2 + 3?");
+}

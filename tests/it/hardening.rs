@@ -270,3 +270,91 @@ fn calculator_refuses_huge_work_before_doing_it() {
     }
     assert_eq!(pae_local::agent::tools::format_number(&evaluate("15^4096 / 15^4095").unwrap()), "15");
 }
+
+mod agent {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use pae_local::agent::events::{Event, Observer, RunStatus};
+    use pae_local::agent::llm::Purpose;
+    use pae_local::agent::tools::Registry;
+    use pae_local::agent::{Agent, Interrupt, RunReport};
+
+    use crate::agent_flow::{Recorder, Scripted, Slow, CALL_CALC, CALL_SLOW, FINAL_5, PLAN_CALC};
+    use crate::fixture;
+
+    fn run(a: &Agent) -> RunReport {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(a.run("What is 2 + 3?"))
+    }
+
+    /// Records events, and triggers `interrupt` when an event of kind `on` passes.
+    struct TriggerOn {
+        on: &'static str,
+        interrupt: Interrupt,
+        rec: Recorder,
+    }
+
+    impl Observer for TriggerOn {
+        fn on_event(&self, e: &Event) {
+            self.rec.on_event(e);
+            if e.kind() == self.on {
+                self.interrupt.trigger();
+            }
+        }
+    }
+
+    #[test]
+    fn an_interrupt_ends_the_run_at_the_next_safe_point_with_its_best_answer() {
+        let f = fixture::create();
+        let interrupt = Interrupt::new();
+        let obs = Arc::new(TriggerOn { on: "observation", interrupt: interrupt.clone(), rec: Recorder::default() });
+        // The script has more replies than the run may use: it stops after the observation.
+        let m = Scripted::new("m", &[(Purpose::Plan, PLAN_CALC), (Purpose::Execute, CALL_CALC), (Purpose::Execute, FINAL_5)]);
+        let a = Agent::builder().model(m).tools(fixture::registry(&f)).observer(obs.clone()).interrupt(interrupt).build().unwrap();
+        let r = run(&a);
+        assert_eq!(r.status, RunStatus::Interrupted, "{r:?}");
+        assert_eq!(r.final_answer.as_deref(), Some("5"), "the best answer so far");
+        let events = obs.rec.0.lock().unwrap();
+        assert!(matches!(events.last(), Some(Event::RunEnd { status: RunStatus::Interrupted, .. })), "{:?}", events.last());
+        assert_eq!(events.iter().filter(|e| e.kind() == "llm_call").count(), 2, "no model call after the interrupt");
+    }
+
+    #[test]
+    fn an_interrupt_during_a_long_tool_call_ends_the_run_at_once() {
+        let mut reg = Registry::new(Duration::from_secs(60));
+        reg.add(Slow::new(30.0)).unwrap();
+        let interrupt = Interrupt::new();
+        let m = Scripted::new("m", &[(Purpose::Plan, "1. Use slow.\n"), (Purpose::Execute, CALL_SLOW)]);
+        let a = Agent::builder().model(m).tools(reg).interrupt(interrupt.clone()).build().unwrap();
+        let t = Instant::now();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            interrupt.trigger();
+        });
+        let r = run(&a);
+        assert_eq!(r.status, RunStatus::Interrupted);
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn a_decision_the_grammar_forbids_is_an_error_not_a_panic() {
+        let f = fixture::create();
+        // A model that ignores the grammar: `continue` with no steps left.
+        let m = Scripted::new(
+            "m",
+            &[
+                (Purpose::Plan, PLAN_CALC),
+                (Purpose::Execute, CALL_CALC),
+                (Purpose::Execute, FINAL_5),
+                // After the last step `continue` moves on to the end of the plan, where the
+                // decision is asked again; there, it is an error.
+                (Purpose::Replan, "Decision: continue\n"),
+                (Purpose::Replan, "Decision: continue\n"),
+            ],
+        );
+        let a = Agent::builder().model(m).tools(fixture::registry(&f)).build().unwrap();
+        let r = run(&a);
+        assert_eq!(r.status, RunStatus::Error, "{r:?}");
+        assert!(r.error.as_deref().unwrap_or("").contains("continue"), "{r:?}");
+    }
+}
