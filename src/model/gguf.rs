@@ -3,14 +3,18 @@
 //! Why not `candle_core::quantized::gguf_file::Content::read`: it trusts every length it reads
 //! (a string of 2^60 bytes is allocated before the read fails), and its errors do not say where.
 //! Here every length is checked against the bytes that remain in the file before anything is
-//! allocated, and every error names the key, tensor or offset. Values reuse candle's
-//! [`Value`] type so that files written by `gguf_file::write` (the tests do) read back as is.
+//! allocated, and every error names the key, tensor or offset (quoting at most a short,
+//! escaped excerpt of a name, whatever the file holds).
+//!
+//! Why not candle's `gguf_file::Value` either: it holds an array as one 32-byte `Value` per
+//! element, so a file of 30 MB of u8 metadata costs a gigabyte. [`Value`] here holds each
+//! array as one vector of its element type, and strings as one buffer, so metadata never
+//! takes more memory than the bytes it was read from (nested arrays are capped apart).
 
 use std::collections::HashMap;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::GgmlDType;
 
 use super::Error;
@@ -19,6 +23,169 @@ const GGUF_MAGIC: [u8; 4] = *b"GGUF";
 /// llama.cpp refuses more dimensions than this; so do we.
 const MAX_DIMS: u32 = 4;
 const DEFAULT_ALIGNMENT: u64 = 32;
+/// Longest metadata key and tensor name accepted (llama.cpp's tensor names stop at 64).
+const MAX_NAME_BYTES: u64 = 4096;
+/// Most arrays nested inside arrays, in all: each costs a few dozen bytes of memory for its
+/// 12 bytes of file, the one place where memory could outgrow the file.
+const MAX_NESTED_ARRAYS: u64 = 1 << 16;
+/// Longest excerpt of a file's name or key quoted in an error.
+const EXCERPT_CHARS: usize = 64;
+
+/// A metadata value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    U8(u8),
+    I8(i8),
+    U16(u16),
+    I16(i16),
+    U32(u32),
+    I32(i32),
+    F32(f32),
+    Bool(bool),
+    String(String),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Array(Array),
+}
+
+/// A metadata array, held as one vector of its element type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Array {
+    U8(Vec<u8>),
+    I8(Vec<i8>),
+    U16(Vec<u16>),
+    I16(Vec<i16>),
+    U32(Vec<u32>),
+    I32(Vec<i32>),
+    F32(Vec<f32>),
+    Bool(Vec<bool>),
+    String(Strings),
+    U64(Vec<u64>),
+    I64(Vec<i64>),
+    F64(Vec<f64>),
+    Array(Vec<Array>),
+}
+
+/// Strings held in one buffer: 8 bytes of bookkeeping each, as the file's length prefix.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Strings {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Strings {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        Some(&self.text[start..end])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+        self.ends.push(self.text.len());
+    }
+}
+
+impl Array {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::U8(v) => v.len(),
+            Self::I8(v) => v.len(),
+            Self::U16(v) => v.len(),
+            Self::I16(v) => v.len(),
+            Self::U32(v) => v.len(),
+            Self::I32(v) => v.len(),
+            Self::F32(v) => v.len(),
+            Self::Bool(v) => v.len(),
+            Self::String(v) => v.len(),
+            Self::U64(v) => v.len(),
+            Self::I64(v) => v.len(),
+            Self::F64(v) => v.len(),
+            Self::Array(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The strings, if this is an array of strings.
+    pub fn strings(&self) -> Option<&Strings> {
+        match self {
+            Self::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Every element as an i64, if this is an array of integers (u64 above i64::MAX fails).
+    pub fn integers(&self) -> Option<Vec<i64>> {
+        fn all<T: Copy>(v: &[T], f: impl Fn(T) -> Option<i64>) -> Option<Vec<i64>> {
+            v.iter().map(|&x| f(x)).collect()
+        }
+        match self {
+            Self::U8(v) => all(v, |x| Some(x.into())),
+            Self::I8(v) => all(v, |x| Some(x.into())),
+            Self::U16(v) => all(v, |x| Some(x.into())),
+            Self::I16(v) => all(v, |x| Some(x.into())),
+            Self::U32(v) => all(v, |x| Some(x.into())),
+            Self::I32(v) => all(v, |x| Some(x.into())),
+            Self::U64(v) => all(v, |x| i64::try_from(x).ok()),
+            Self::I64(v) => all(v, Some),
+            _ => None,
+        }
+    }
+
+    /// Every element as an f32, if this is an array of floats.
+    pub fn floats(&self) -> Option<Vec<f32>> {
+        match self {
+            Self::F32(v) => Some(v.clone()),
+            Self::F64(v) => Some(v.iter().map(|&x| x as f32).collect()),
+            _ => None,
+        }
+    }
+
+    /// The GGUF name of the element type.
+    pub fn element_type(&self) -> &'static str {
+        match self {
+            Self::U8(_) => "u8",
+            Self::I8(_) => "i8",
+            Self::U16(_) => "u16",
+            Self::I16(_) => "i16",
+            Self::U32(_) => "u32",
+            Self::I32(_) => "i32",
+            Self::F32(_) => "f32",
+            Self::Bool(_) => "bool",
+            Self::String(_) => "string",
+            Self::U64(_) => "u64",
+            Self::I64(_) => "i64",
+            Self::F64(_) => "f64",
+            Self::Array(_) => "array",
+        }
+    }
+}
+
+/// A name read from a file, for an error message: control characters escaped, and cut to a
+/// few dozen characters, so that a hostile 90 MB key cannot flood a terminal.
+pub fn excerpt(s: &str) -> String {
+    let mut out: String = s.chars().take(EXCERPT_CHARS).flat_map(char::escape_debug).collect();
+    if s.chars().nth(EXCERPT_CHARS).is_some() {
+        out.push_str(&format!("… ({} bytes)", s.len()));
+    }
+    out
+}
 
 /// One entry of the tensor directory.
 #[derive(Debug, Clone)]
@@ -73,6 +240,7 @@ impl GgufHeader {
             inner: reader,
             pos: 0,
             len: file_size,
+            nested_arrays: 0,
         };
         let mut magic = [0u8; 4];
         r.read_exact_at(&mut magic, "magic")?;
@@ -94,38 +262,41 @@ impl GgufHeader {
         let mut metadata = Vec::with_capacity(kv_count as usize);
         let mut index = HashMap::with_capacity(kv_count as usize);
         for _ in 0..kv_count {
-            let key = r.string("metadata key")?;
-            let ty = r.u32(&key)?;
-            let value = r.value(ty, &key, 0)?;
+            let key = r.name("metadata key")?;
+            let shown = excerpt(&key);
+            let ty = r.u32(&shown)?;
+            let value = r.value(ty, &shown, 0)?;
             index.insert(key.clone(), metadata.len());
             metadata.push((key, value));
         }
 
         let mut raw_tensors = Vec::with_capacity(tensor_count as usize);
         for _ in 0..tensor_count {
-            let name = r.string("tensor name")?;
-            let n_dims = r.u32(&name)?;
+            let name = r.name("tensor name")?;
+            let shown = excerpt(&name);
+            let n_dims = r.u32(&shown)?;
             if n_dims == 0 || n_dims > MAX_DIMS {
                 return Err(Error::Format(format!(
-                    "tensor `{name}` has {n_dims} dimensions (1 to {MAX_DIMS} allowed)"
+                    "tensor `{shown}` has {n_dims} dimensions (1 to {MAX_DIMS} allowed)"
                 )));
             }
             let mut dims = Vec::with_capacity(n_dims as usize);
             for _ in 0..n_dims {
-                dims.push(r.u64(&name)?);
+                dims.push(r.u64(&shown)?);
             }
-            let ty = r.u32(&name)?;
-            let offset = r.u64(&name)?;
+            let ty = r.u32(&shown)?;
+            let offset = r.u64(&shown)?;
             raw_tensors.push((name, dims, ty, offset));
         }
 
         let alignment = match index.get("general.alignment").map(|&i| &metadata[i].1) {
             None => DEFAULT_ALIGNMENT,
             Some(Value::U32(a)) if *a > 0 && a.is_power_of_two() => *a as u64,
+            Some(Value::U32(a)) => {
+                return Err(Error::Format(format!("`general.alignment` must be a power of two, found {a}")))
+            }
             Some(v) => {
-                return Err(Error::Format(format!(
-                    "`general.alignment` must be a power of two, found {v:?}"
-                )))
+                return Err(Error::Format(format!("`general.alignment` must be a u32, found {}", type_name(v))))
             }
         };
         let data_start = r.pos.div_ceil(alignment) * alignment;
@@ -133,11 +304,13 @@ impl GgufHeader {
         let mut tensors = Vec::with_capacity(raw_tensors.len());
         let mut tensor_index = HashMap::with_capacity(raw_tensors.len());
         for (name, dims, ty, offset) in raw_tensors {
+            let shown = excerpt(&name);
+            let name_ref = &shown;
             let dtype = ggml_dtype(ty).map_err(|type_name| Error::UnsupportedTensorType {
-                tensor: name.clone(),
+                tensor: shown.clone(),
                 type_name,
             })?;
-            let impossible = || Error::Format(format!("tensor `{name}` has an impossible shape {dims:?}"));
+            let impossible = || Error::Format(format!("tensor `{name_ref}` has an impossible shape {dims:?}"));
             let mut elems: u64 = 1;
             for &d in &dims {
                 elems = elems.checked_mul(d).ok_or_else(impossible)?;
@@ -145,7 +318,7 @@ impl GgufHeader {
             let block = dtype.block_size() as u64;
             if dims[0] % block != 0 {
                 return Err(Error::Format(format!(
-                    "tensor `{name}`: inner dimension {} is not a multiple of the {dtype:?} block size {block}",
+                    "tensor `{name_ref}`: inner dimension {} is not a multiple of the {dtype:?} block size {block}",
                     dims[0]
                 )));
             }
@@ -154,14 +327,14 @@ impl GgufHeader {
                 .ok_or_else(impossible)?;
             if offset % alignment != 0 {
                 return Err(Error::Format(format!(
-                    "tensor `{name}`: data offset {offset} is not aligned to {alignment}"
+                    "tensor `{name_ref}`: data offset {offset} is not aligned to {alignment}"
                 )));
             }
             let start = data_start.checked_add(offset).unwrap_or(u64::MAX);
             let end = start.checked_add(size_in_bytes).unwrap_or(u64::MAX);
             if end > file_size {
                 return Err(Error::Truncated(format!(
-                    "tensor `{name}` needs {size_in_bytes} bytes at offset {start}, the file has {file_size} bytes"
+                    "tensor `{name_ref}` needs {size_in_bytes} bytes at offset {start}, the file has {file_size} bytes"
                 )));
             }
             tensor_index.insert(name.clone(), tensors.len());
@@ -252,7 +425,7 @@ impl GgufHeader {
     }
 
     /// An optional array.
-    pub fn array_opt(&self, key: &str) -> Result<Option<&[Value]>, Error> {
+    pub fn array_opt(&self, key: &str) -> Result<Option<&Array>, Error> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Array(a)) => Ok(Some(a)),
@@ -360,6 +533,8 @@ struct Bounded<R> {
     inner: R,
     pos: u64,
     len: u64,
+    /// Arrays read inside arrays so far.
+    nested_arrays: u64,
 }
 
 impl<R: Read> Bounded<R> {
@@ -411,6 +586,11 @@ impl<R: Read> Bounded<R> {
     fn string(&mut self, what: &str) -> Result<String, Error> {
         let at = self.pos;
         let len = self.u64(what)?;
+        self.string_body(len, at, what)
+    }
+
+    /// The `len` bytes of a string whose length prefix was read at `at`.
+    fn string_body(&mut self, len: u64, at: u64, what: &str) -> Result<String, Error> {
         if len > self.remaining() {
             return Err(Error::Truncated(format!(
                 "{what}: string of {len} bytes at offset {at}, only {} remain",
@@ -424,6 +604,95 @@ impl<R: Read> Bounded<R> {
             Ok(s) => s,
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         })
+    }
+
+    /// A key or tensor name: a string of at most [`MAX_NAME_BYTES`], refused before it is read.
+    fn name(&mut self, what: &str) -> Result<String, Error> {
+        let at = self.pos;
+        let len = self.u64(what)?;
+        if len > MAX_NAME_BYTES {
+            return Err(Error::Format(format!(
+                "{what} of {len} bytes at offset {at}: names are limited to {MAX_NAME_BYTES} bytes"
+            )));
+        }
+        self.string_body(len, at, what)
+    }
+
+    /// `count` fixed-size elements, read in chunks (the count was checked against the file).
+    fn vec<T, const N: usize>(&mut self, count: u64, key: &str, conv: fn([u8; N]) -> T) -> Result<Vec<T>, Error> {
+        let mut out = Vec::with_capacity(count as usize);
+        let mut chunk = vec![0u8; N * 4096];
+        let mut left = count as usize;
+        while left > 0 {
+            let n = left.min(4096);
+            self.read_exact_at(&mut chunk[..n * N], key)?;
+            out.extend(chunk[..n * N].chunks_exact(N).map(|c| conv(c.try_into().expect("chunks of N bytes"))));
+            left -= n;
+        }
+        Ok(out)
+    }
+
+    fn array(&mut self, elem_ty: u32, count: u64, key: &str, depth: u32) -> Result<Array, Error> {
+        Ok(match elem_ty {
+            0 => Array::U8(self.vec(count, key, |b: [u8; 1]| b[0])?),
+            1 => Array::I8(self.vec(count, key, |b: [u8; 1]| b[0] as i8)?),
+            2 => Array::U16(self.vec(count, key, u16::from_le_bytes)?),
+            3 => Array::I16(self.vec(count, key, i16::from_le_bytes)?),
+            4 => Array::U32(self.vec(count, key, u32::from_le_bytes)?),
+            5 => Array::I32(self.vec(count, key, i32::from_le_bytes)?),
+            6 => Array::F32(self.vec(count, key, f32::from_le_bytes)?),
+            7 => {
+                let bytes = self.vec(count, key, |b: [u8; 1]| b[0])?;
+                if let Some(b) = bytes.iter().find(|&&b| b > 1) {
+                    return Err(Error::Format(format!("metadata `{key}`: invalid boolean byte {b}")));
+                }
+                Array::Bool(bytes.into_iter().map(|b| b == 1).collect())
+            }
+            8 => {
+                let mut s = Strings::default();
+                s.ends.reserve(count as usize);
+                for _ in 0..count {
+                    s.push(&self.string(key)?);
+                }
+                Array::String(s)
+            }
+            9 => {
+                if depth > 2 {
+                    return Err(Error::Format(format!("metadata `{key}`: arrays nested too deep")));
+                }
+                self.nested_arrays = self.nested_arrays.saturating_add(count);
+                if self.nested_arrays > MAX_NESTED_ARRAYS {
+                    return Err(Error::Format(format!(
+                        "metadata `{key}`: more than {MAX_NESTED_ARRAYS} arrays nested in arrays"
+                    )));
+                }
+                let mut items = Vec::with_capacity(count as usize);
+                for _ in 0..count {
+                    let ty = self.u32(key)?;
+                    let n = self.u64(key)?;
+                    self.check_array(ty, n, key)?;
+                    items.push(self.array(ty, n, key, depth + 1)?);
+                }
+                Array::Array(items)
+            }
+            10 => Array::U64(self.vec(count, key, u64::from_le_bytes)?),
+            11 => Array::I64(self.vec(count, key, i64::from_le_bytes)?),
+            12 => Array::F64(self.vec(count, key, f64::from_le_bytes)?),
+            t => return Err(Error::Format(format!("metadata `{key}`: unknown array element type {t}"))),
+        })
+    }
+
+    /// Refuses an array whose elements could not fit in the rest of the file.
+    fn check_array(&self, elem_ty: u32, count: u64, key: &str) -> Result<(), Error> {
+        let min = match elem_ty {
+            0 | 1 | 7 => 1,
+            2 | 3 => 2,
+            4..=6 => 4,
+            8 | 10..=12 => 8,
+            9 => 12,
+            t => return Err(Error::Format(format!("metadata `{key}`: unknown array element type {t}"))),
+        };
+        self.check_count(count, min, &format!("metadata `{key}`: array length"))
     }
 
     fn value(&mut self, ty: u32, key: &str, depth: u32) -> Result<Value, Error> {
@@ -446,29 +715,10 @@ impl<R: Read> Bounded<R> {
             },
             8 => Value::String(self.string(key)?),
             9 => {
-                if depth > 2 {
-                    return Err(Error::Format(format!("metadata `{key}`: arrays nested too deep")));
-                }
                 let elem_ty = self.u32(key)?;
                 let count = self.u64(key)?;
-                let min = match elem_ty {
-                    0 | 1 | 7 => 1,
-                    2 | 3 => 2,
-                    4..=6 => 4,
-                    8 | 10..=12 => 8,
-                    9 => 12,
-                    t => {
-                        return Err(Error::Format(format!(
-                            "metadata `{key}`: unknown array element type {t}"
-                        )))
-                    }
-                };
-                self.check_count(count, min, &format!("metadata `{key}`: array length"))?;
-                let mut items = Vec::with_capacity(count as usize);
-                for _ in 0..count {
-                    items.push(self.value(elem_ty, key, depth + 1)?);
-                }
-                Value::Array(items)
+                self.check_array(elem_ty, count, key)?;
+                Value::Array(self.array(elem_ty, count, key, depth)?)
             }
             10 => Value::U64(self.u64(key)?),
             11 => Value::I64(i64::from_le_bytes(self.bytes(key)?)),

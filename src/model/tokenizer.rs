@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use candle_core::quantized::gguf_file::Value;
 use tokenizers::models::bpe::BPE;
 use tokenizers::normalizers::Replace;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -16,7 +15,7 @@ use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior};
 
-use super::gguf::{value_i64, value_u64, GgufHeader};
+use super::gguf::{value_u64, GgufHeader};
 use super::Error;
 
 /// llama.cpp's token attributes (`tokenizer.ggml.token_type`).
@@ -121,12 +120,10 @@ fn byte_level_chars() -> [char; 256] {
 
 fn strings(h: &GgufHeader, key: &str) -> Result<Vec<String>, Error> {
     let arr = h.array_opt(key)?.ok_or_else(|| Error::MissingKey(key.to_string()))?;
-    arr.iter()
-        .map(|v| match v {
-            Value::String(s) => Ok(s.clone()),
-            _ => Err(Error::Tokenizer(format!("`{key}` holds a non-string"))),
-        })
-        .collect()
+    let s = arr
+        .strings()
+        .ok_or_else(|| Error::Tokenizer(format!("`{key}` holds {} values, not strings", arr.element_type())))?;
+    Ok(s.iter().map(str::to_string).collect())
 }
 
 impl Tokenizer {
@@ -150,7 +147,10 @@ impl Tokenizer {
             return Err(Error::Tokenizer("the vocabulary is empty".into()));
         }
         let kinds: Vec<TokenKind> = match h.array_opt("tokenizer.ggml.token_type")? {
-            Some(a) if a.len() == n => a.iter().map(|v| TokenKind::from_gguf(value_i64(v).unwrap_or(1))).collect(),
+            Some(a) if a.len() == n => match a.integers() {
+                Some(v) => v.into_iter().map(TokenKind::from_gguf).collect(),
+                None => return Err(Error::Tokenizer(format!("token types are {} values, not integers", a.element_type()))),
+            },
             Some(a) => {
                 return Err(Error::Tokenizer(format!(
                     "{} token types for {n} tokens",
@@ -218,13 +218,8 @@ impl Tokenizer {
             "llama" => {
                 let scores: Vec<f32> = match h.array_opt("tokenizer.ggml.scores")? {
                     Some(a) if a.len() == n => a
-                        .iter()
-                        .map(|v| match v {
-                            Value::F32(f) => *f,
-                            Value::F64(f) => *f as f32,
-                            _ => 0.0,
-                        })
-                        .collect(),
+                        .floats()
+                        .ok_or_else(|| Error::Tokenizer(format!("token scores are {} values, not floats", a.element_type())))?,
                     _ => return Err(Error::Tokenizer("SentencePiece vocabulary without scores".into())),
                 };
                 let add_space_prefix = h.bool_opt("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);

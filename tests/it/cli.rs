@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use crate::common::{model_path, reference, repo, temp_dir, write, GEMMA, SMOLLM};
 use crate::fake_gguf::{write_model, RawGguf, Spec};
 
-fn pae(args: &[&str]) -> Output {
+pub fn pae(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pae-local"))
         .args(args)
         .current_dir(repo())

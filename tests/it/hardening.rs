@@ -358,3 +358,88 @@ mod agent {
         assert!(r.error.as_deref().unwrap_or("").contains("continue"), "{r:?}");
     }
 }
+
+mod gguf {
+    use std::process::{Command, Stdio};
+
+    use pae_local::model::gguf::{Array, Value};
+    use pae_local::model::GgufHeader;
+
+    use crate::common::{repo, temp_dir, write};
+    use crate::fake_gguf::RawGguf;
+
+    /// A file whose metadata is one array of `n` u8 elements.
+    fn u8_array(n: usize) -> Vec<u8> {
+        let mut g = RawGguf::header(3, 0, 1);
+        g.str("junk.bytes").u32(9).u32(0).u64(n as u64);
+        g.bytes.extend(std::iter::repeat_n(7u8, n));
+        g.bytes
+    }
+
+    /// Runs `pae-local info -m file` and returns its stderr and its own peak RSS in bytes
+    /// (from `wait4`, which reports the usage of that one child).
+    fn info_peak_rss(file: &std::path::Path) -> (String, u64) {
+        let err_path = file.with_extension("stderr");
+        let child = Command::new(env!("CARGO_BIN_EXE_pae-local"))
+            .args(["info", "-m", file.to_str().unwrap()])
+            .current_dir(repo())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&err_path).unwrap()))
+            .spawn()
+            .unwrap();
+        let mut status = 0;
+        // SAFETY: wait4 on our own child, with a zeroed out-parameter; std never reaps it
+        // (a `Child` dropped without `wait` is left alone).
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+        assert!(pid > 0, "wait4 failed");
+        drop(child);
+        (std::fs::read_to_string(&err_path).unwrap(), usage.ru_maxrss as u64 * 1024)
+    }
+
+    #[test]
+    fn metadata_arrays_are_held_compactly() {
+        let bytes = u8_array(1 << 20);
+        let h = GgufHeader::read(std::io::Cursor::new(&bytes), bytes.len() as u64).unwrap();
+        match h.get("junk.bytes") {
+            Some(Value::Array(Array::U8(v))) => assert_eq!((v.len(), v[0]), (1 << 20, 7)),
+            other => panic!("{:?}", other.map(|_| "another type")),
+        }
+    }
+
+    #[test]
+    fn hostile_metadata_costs_at_most_twice_its_size() {
+        let dir = temp_dir();
+        let small = write(dir.path(), "small.gguf", &u8_array(16));
+        let big_len = 30 << 20;
+        let big = write(dir.path(), "big.gguf", &u8_array(big_len));
+        let (err, base) = info_peak_rss(&small);
+        assert!(err.contains("general.architecture"), "{err}");
+        let (err, peak) = info_peak_rss(&big);
+        assert!(err.contains("general.architecture"), "{err}");
+        let extra = peak.saturating_sub(base);
+        assert!(extra <= 2 * big_len as u64, "{} MB of metadata took {} MB more", big_len >> 20, extra >> 20);
+    }
+
+    #[test]
+    fn names_from_the_file_are_quoted_short_and_escaped() {
+        let dir = temp_dir();
+        // A key of 90 MB is refused from its length, before it is read.
+        let mut g = RawGguf::header(3, 0, 1);
+        g.u64(90 << 20);
+        g.bytes.extend(std::iter::repeat_n(0x1bu8, 1 << 16));
+        let o = crate::cli::pae(&["info", "-m", write(dir.path(), "key.gguf", &g.bytes).to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("names are limited to 4096 bytes") && err.len() < 300, "{err}");
+        // A long key full of control bytes, with a bad value type: quoted as a short excerpt.
+        let key = "\u{1b}[2J".repeat(1000);
+        let mut g = RawGguf::header(3, 0, 1);
+        g.str(&key).u32(99);
+        let o = crate::cli::pae(&["info", "-m", write(dir.path(), "ctl.gguf", &g.bytes).to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(err.contains("unknown value type 99") && err.len() < 400 && !err.contains('\u{1b}'), "{err}");
+        assert!(err.contains("\\u{1b}[2J"), "{err}");
+    }
+}
