@@ -102,7 +102,7 @@ impl Caller {
         // A call that finished after a stop was asked for is not acted upon.
         self.check_interrupt()?;
         // A reply cut by the token budget cannot be parsed: that is the budget's doing.
-        if resp.stats.stop_reason == "max_tokens" {
+        if resp.stats.stop_reason == super::llm::CallStop::MaxTokens {
             let b = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
             if b.limits.max_tokens.is_some_and(|m| b.tokens >= m) {
                 return Err(Halt::Budget(Budget::Tokens));

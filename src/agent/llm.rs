@@ -51,7 +51,34 @@ pub struct CallStats {
     pub prefill_secs: f64,
     pub decode_secs: f64,
     pub total_secs: f64,
-    pub stop_reason: String,
+    pub stop_reason: CallStop,
+}
+
+/// Why a model call stopped: what the agent branches on (a reply cut by the token limit
+/// cannot parse). Serialized as before, `"max_tokens"` and so on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStop {
+    EndToken,
+    StopString,
+    MaxTokens,
+    ContextFull,
+    /// The grammar admits nothing more (what scripted models report).
+    #[default]
+    GrammarComplete,
+}
+
+impl From<&crate::decode::StopReason> for CallStop {
+    fn from(r: &crate::decode::StopReason) -> Self {
+        use crate::decode::StopReason as R;
+        match r {
+            R::EndToken(_) => Self::EndToken,
+            R::StopString(_) => Self::StopString,
+            R::MaxTokens => Self::MaxTokens,
+            R::ContextFull => Self::ContextFull,
+            R::GrammarComplete => Self::GrammarComplete,
+        }
+    }
 }
 
 /// A model's reply.
@@ -130,7 +157,7 @@ impl Llm for LocalLlm {
                 prefill_secs: s.prefill_secs,
                 decode_secs: s.decode_secs,
                 total_secs: t0.elapsed().as_secs_f64(),
-                stop_reason: gen.stop_reason.as_str().to_string(),
+                stop_reason: CallStop::from(&gen.stop_reason),
             },
             text: gen.text,
         })

@@ -71,7 +71,7 @@ impl Llm for Scripted {
             stats: CallStats {
                 prompt_tokens: 100,
                 generated_tokens: self.tokens_per_reply,
-                stop_reason: "grammar_complete".into(),
+                stop_reason: pae_local::agent::llm::CallStop::GrammarComplete,
                 ..Default::default()
             },
         })
