@@ -308,6 +308,17 @@ fn ctrl_c_ends_the_run_with_a_report_a_full_trace_and_status_130() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
     assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
+    // Killed outright, the trace is still valid JSON lines up to the last event.
+    let killed = dir.path().join("killed");
+    std::fs::create_dir(&killed).unwrap();
+    let (mut child, trace) = start_run(&killed);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(text.ends_with('\n'), "the last event is complete");
+    for l in text.lines() {
+        serde_json::from_str::<serde_json::Value>(l).expect("a JSON line");
+    }
 }
 
 #[test]
