@@ -48,14 +48,7 @@ impl Workspace {
     pub fn resolve(&self, rel: &str, must_exist: bool) -> Result<PathBuf, ToolError> {
         let rel = rel.trim();
         let rel = if rel.is_empty() || rel == "." { "." } else { rel };
-        let p = Path::new(rel);
-        if p.is_absolute() || rel.starts_with('~') {
-            return Err(ToolError::Refused(format!("`{rel}` is an absolute path; paths are relative to the workspace")));
-        }
-        if p.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(ToolError::Refused(format!("`{rel}` uses `..`, which would leave the workspace")));
-        }
-        let joined = self.root.join(p);
+        let joined = self.root.join(relative(rel)?);
         let resolved = match joined.canonicalize() {
             Ok(r) => r,
             Err(_) if !must_exist => {
@@ -82,14 +75,7 @@ impl Workspace {
     /// folders to exist (an argument of a shell command): not absolute, no `..`, and the
     /// deepest part of it that exists resolves, through links, inside.
     pub fn check_inside(&self, rel: &str) -> Result<(), ToolError> {
-        let p = Path::new(rel);
-        if p.is_absolute() || rel.starts_with('~') {
-            return Err(ToolError::Refused(format!("`{rel}` is an absolute path; paths are relative to the workspace")));
-        }
-        if p.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(ToolError::Refused(format!("`{rel}` uses `..`, which would leave the workspace")));
-        }
-        let joined = self.root.join(p);
+        let joined = self.root.join(relative(rel)?);
         let existing = joined.ancestors().find(|a| a.symlink_metadata().is_ok()).unwrap_or(&self.root);
         match existing.canonicalize() {
             Ok(real) if real.starts_with(&self.root) => Ok(()),
@@ -133,6 +119,19 @@ impl Workspace {
             rel.display().to_string()
         }
     }
+}
+
+/// `rel` as a path, refused outright when it is absolute, starts at a home folder or climbs
+/// with `..`: the checks that need no file system.
+fn relative(rel: &str) -> Result<&Path, ToolError> {
+    let p = Path::new(rel);
+    if p.is_absolute() || rel.starts_with('~') {
+        return Err(ToolError::Refused(format!("`{rel}` is an absolute path; paths are relative to the workspace")));
+    }
+    if p.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(ToolError::Refused(format!("`{rel}` uses `..`, which would leave the workspace")));
+    }
+    Ok(p)
 }
 
 fn path_schema(description: &str) -> Value {
