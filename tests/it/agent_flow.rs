@@ -528,7 +528,10 @@ fn sandboxes_refuse_with_error_observations() {
         assert!(error, "{tool} {input}: not an error: {text}");
         assert!(text.contains(needle), "{tool} {input}: `{needle}` not in {text:?}");
     }
-    assert!(!std::fs::read_to_string(outside.path().join("secret.txt")).unwrap().is_empty());
+    // The file outside is untouched, and nothing new appeared beside it.
+    assert_eq!(std::fs::read_to_string(outside.path().join("secret.txt")).unwrap(), "secret");
+    let outside_files: Vec<_> = std::fs::read_dir(outside.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(outside_files, ["secret.txt"]);
     // Without --allow-write, read_file names the workspace's files and takes no other path.
     let listed = fixture::registry(&f);
     let (text, error) = call(&listed, "read_file", json!({"path": "../etc/passwd"}));
