@@ -15,6 +15,9 @@ use super::templates::Templates;
 /// failed), and the grammar then offers only a new plan or the answer. `can_answer` is false
 /// while steps remain that use earlier results (`#E1` …): the result so far is an
 /// intermediate one, and answering with it is the classic multi-step failure.
+// The decision needs the run's caller, model, templates, limits, sampling and context, and the
+// two choices the grammar offers: a struct for one call site would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn decide(
     caller: &Caller,
     llm: &Arc<dyn Llm>,

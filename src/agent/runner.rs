@@ -97,6 +97,9 @@ pub struct Timings {
     pub tool_secs: f64,
 }
 
+/// Counts the tokens of a text (for cutting long observations).
+pub type TokenCounter = Arc<dyn Fn(&str) -> usize + Send + Sync>;
+
 /// A plan-and-execute agent. Build one with [`Agent::builder`].
 pub struct Agent {
     planners: Vec<Arc<dyn Llm>>,
@@ -106,7 +109,7 @@ pub struct Agent {
     config: AgentConfig,
     supervisor: Option<Arc<dyn Supervisor>>,
     observer: Arc<dyn Observer>,
-    count_tokens: Arc<dyn Fn(&str) -> usize + Send + Sync>,
+    count_tokens: TokenCounter,
     interrupt: super::Interrupt,
 }
 
@@ -119,7 +122,7 @@ pub struct AgentBuilder {
     config: AgentConfig,
     supervisor: Option<Arc<dyn Supervisor>>,
     observer: Arc<dyn Observer>,
-    count_tokens: Option<Arc<dyn Fn(&str) -> usize + Send + Sync>>,
+    count_tokens: Option<TokenCounter>,
     interrupt: super::Interrupt,
 }
 
@@ -198,7 +201,7 @@ impl AgentBuilder {
     }
 
     /// Counts tokens for observation truncation [default: ~4 bytes a token].
-    pub fn token_counter(mut self, f: Arc<dyn Fn(&str) -> usize + Send + Sync>) -> Self {
+    pub fn token_counter(mut self, f: TokenCounter) -> Self {
         self.count_tokens = Some(f);
         self
     }

@@ -168,7 +168,7 @@ pub fn has_token(hay: &str, needle: &str) -> bool {
         let after = hay[i + needle.len()..].chars().next();
         let starts_word = needle.chars().next().is_some_and(char::is_alphanumeric);
         let ends_word = needle.chars().next_back().is_some_and(char::is_alphanumeric);
-        !(starts_word && word(before)) && !(ends_word && word(after))
+        !(starts_word && word(before) || ends_word && word(after))
     })
 }
 

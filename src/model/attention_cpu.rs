@@ -100,6 +100,8 @@ impl RopeCpu {
 /// before rotation. The cache must hold exactly `pos` positions; the new keys and values are
 /// appended. Keys with `query_pos - key_pos >= window` are not attended. Returns
 /// `[t][n_head][value_dim]`.
+// The hot loop's inputs, each a separate borrow (queries and keys are rotated in place).
+#[allow(clippy::too_many_arguments)]
 pub fn attend(
     g: Geometry,
     q: &mut [f32],

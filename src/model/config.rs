@@ -164,7 +164,8 @@ impl ModelConfig {
                 )))
             }
         };
-        if !(rope_scale > 0.0) {
+        // NaN fails too.
+        if rope_scale.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return Err(Error::BadConfig(format!("rope scaling factor {rope_scale} must be positive")));
         }
         let sliding_window = opt("attention.sliding_window")?.filter(|&w| w > 0);
@@ -217,7 +218,7 @@ impl ModelConfig {
 
     /// Whether layer `il` (0-based) attends through the sliding window.
     pub fn is_sliding(&self, il: usize) -> bool {
-        self.sliding_window.is_some() && self.global_every.is_none_or(|n| (il + 1) % n != 0)
+        self.sliding_window.is_some() && self.global_every.is_none_or(|n| !(il + 1).is_multiple_of(n))
     }
 
     /// Query heads per key/value head (grouped-query attention).

@@ -330,8 +330,8 @@ impl GgufHeader {
                     "tensor `{name_ref}`: data offset {offset} is not aligned to {alignment}"
                 )));
             }
-            let start = data_start.checked_add(offset).unwrap_or(u64::MAX);
-            let end = start.checked_add(size_in_bytes).unwrap_or(u64::MAX);
+            let start = data_start.saturating_add(offset);
+            let end = start.saturating_add(size_in_bytes);
             if end > file_size {
                 return Err(Error::Truncated(format!(
                     "tensor `{name_ref}` needs {size_in_bytes} bytes at offset {start}, the file has {file_size} bytes"

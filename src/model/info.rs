@@ -53,7 +53,7 @@ impl ModelInfo {
                 }),
             }
         }
-        mix.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+        mix.sort_by_key(|m| std::cmp::Reverse(m.bytes));
         Ok(Self {
             config,
             file_size: h.file_size,

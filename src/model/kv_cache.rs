@@ -199,11 +199,10 @@ impl KvCache {
                 }
                 let cap = cap.min(self.max_len);
                 let mut grown = Vec::with_capacity(self.n_layer);
-                for il in 0..self.n_layer {
+                for (ok, ov) in layers.iter() {
                     let k = Tensor::zeros((self.n_kv, cap, self.head_dim), DType::F32, &self.device)?;
                     let v = Tensor::zeros((self.n_kv, cap, self.value_dim), DType::F32, &self.device)?;
                     if len > 0 {
-                        let (ok, ov) = &layers[il];
                         k.slice_set(&ok.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
                         v.slice_set(&ov.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
                     }

@@ -98,7 +98,7 @@ impl<'a> Weights<'a> {
         let bytes = &self.map[start..start + info.size_in_bytes as usize];
         // candle reinterprets the bytes as blocks in place, which needs them aligned; a file
         // with a small `general.alignment` gets its misaligned tensors copied first.
-        let storage = if bytes.as_ptr() as usize % 8 == 0 {
+        let storage = if (bytes.as_ptr() as usize).is_multiple_of(8) {
             QStorage::from_data(Cow::Borrowed(bytes), &self.device, info.dtype)?
         } else {
             let mut words = vec![0u64; bytes.len().div_ceil(8)];

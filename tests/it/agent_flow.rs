@@ -538,7 +538,7 @@ fn sandboxes_refuse_with_error_observations() {
     assert!(error && text.contains("is not one of"), "{text}");
     assert_eq!(call(&listed, "read_file", json!({"path": "todo.txt"})), ("- water the plants\n- pay rent\n".into(), false));
     // The files tools do work inside.
-    assert_eq!(call(&reg, "read_file", json!({"path": "docs/readme.md"})).1, false);
+    assert!(!call(&reg, "read_file", json!({"path": "docs/readme.md"})).1);
     let (out, err) = call(&reg, "search_files", json!({"pattern": "water"}));
     assert!(!err && out.contains("todo.txt:1: - water the plants"), "{out}");
     let (out, err) = call(&reg, "sql_query", json!({"query": "SELECT name FROM users WHERE city = 'Paris' ORDER BY name"}));

@@ -25,8 +25,11 @@ pub fn model_path(file: &str) -> PathBuf {
 }
 
 /// Real models are loaded once per test binary and shared.
+/// Loaded models by file name.
+type Loaded = Mutex<Vec<(String, Arc<Model>)>>;
+
 pub fn model(file: &str) -> Arc<Model> {
-    static CACHE: OnceLock<Mutex<Vec<(String, Arc<Model>)>>> = OnceLock::new();
+    static CACHE: OnceLock<Loaded> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
     let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, m)) = guard.iter().find(|(f, _)| f == file) {

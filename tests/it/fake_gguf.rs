@@ -217,7 +217,7 @@ impl RawGguf {
     }
     /// Pads to 32 bytes and appends `n` bytes of tensor data.
     pub fn data(&mut self, n: usize) -> &mut Self {
-        while self.bytes.len() % 32 != 0 {
+        while !self.bytes.len().is_multiple_of(32) {
             self.bytes.push(0);
         }
         self.bytes.extend(std::iter::repeat_n(0u8, n));

@@ -149,7 +149,7 @@ fn rewoo_property(file: &str) {
     // Half the seeds write programs, half answer from evidence (quoted or written).
     let choices = vec!["45".to_string(), "age: 45".to_string()];
     let solver = grammars::solver(&t, &LIMITS, &choices).unwrap();
-    let grammar_for = |seed: u64| if seed % 2 == 0 { grammar.clone() } else { solver.clone() };
+    let grammar_for = |seed: u64| if seed.is_multiple_of(2) { grammar.clone() } else { solver.clone() };
     property_with(file, &grammar_for, &user, 500, |text| {
         if text.starts_with("Answer: ") {
             let a = rewoo::parse_answer(text).map_err(|e| e.to_string())?;

@@ -390,7 +390,7 @@ fn search(ws: &Workspace, pattern: &str, cancel: &Cancel) -> Result<String, Tool
             if re.is_match(line) {
                 found += 1;
                 if found <= MAX_MATCHES {
-                    let line = if line.len() > 200 { format!("{}…", &line[..line.floor_char_boundary(200)]) } else { line.to_string() };
+                    let line = if line.len() > 200 { format!("{}…", super::prefix(line, 200)) } else { line.to_string() };
                     let _ = writeln!(out, "{}:{}: {}", ws.display(f), i + 1, line.trim_end());
                 }
             }

@@ -208,3 +208,13 @@ fn str_field<'a>(input: &'a Value, key: &str) -> Result<&'a str, ToolError> {
         .and_then(Value::as_str)
         .ok_or_else(|| ToolError::InvalidInput(format!("`{key}` must be a string")))
 }
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary
+/// (`str::floor_char_boundary` is newer than this crate's minimum Rust).
+fn prefix(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

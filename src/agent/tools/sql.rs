@@ -214,7 +214,7 @@ fn cell(v: Option<ValueRef<'_>>) -> String {
         Some(ValueRef::Blob(b)) => format!("<{} bytes>", b.len()),
     };
     if s.len() > MAX_CELL {
-        format!("{}…", &s[..s.floor_char_boundary(MAX_CELL)])
+        format!("{}…", super::prefix(&s, MAX_CELL))
     } else {
         s
     }
