@@ -199,10 +199,11 @@ impl KvCache {
                 }
                 let cap = cap.min(self.max_len);
                 let mut grown = Vec::with_capacity(self.n_layer);
-                for (ok, ov) in layers.iter() {
+                // `layers` is empty before the first growth, one pair per layer after it.
+                for il in 0..self.n_layer {
                     let k = Tensor::zeros((self.n_kv, cap, self.head_dim), DType::F32, &self.device)?;
                     let v = Tensor::zeros((self.n_kv, cap, self.value_dim), DType::F32, &self.device)?;
-                    if len > 0 {
+                    if let Some((ok, ov)) = layers.get(il).filter(|_| len > 0) {
                         k.slice_set(&ok.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
                         v.slice_set(&ov.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
                     }
