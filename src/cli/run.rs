@@ -18,6 +18,7 @@ use pae_local::agent::supervisor::{AutoApprove, Supervisor};
 use pae_local::agent::templates::Templates;
 use pae_local::agent::trace::TraceWriter;
 use pae_local::agent::tools::Registry;
+use pae_local::agent::runner::TokenCounter;
 use pae_local::agent::{Agent, AgentConfig, Interrupt, RunReport};
 use pae_local::decode::{Engine, SamplingParams};
 
@@ -222,7 +223,7 @@ pub struct AgentFactory {
     supervisor: Option<Arc<dyn Supervisor>>,
     executor: Arc<dyn Llm>,
     planners: Vec<Arc<dyn Llm>>,
-    count_tokens: Arc<dyn Fn(&str) -> usize + Send + Sync>,
+    count_tokens: TokenCounter,
     /// Always `Some` until dropped (see the `Drop` impl).
     runtime: Option<tokio::runtime::Runtime>,
     /// Stops the current run when triggered (Ctrl-C, with [`AgentFactory::stop_on_ctrl_c`]).

@@ -305,12 +305,11 @@ impl GgufHeader {
         let mut tensor_index = HashMap::with_capacity(raw_tensors.len());
         for (name, dims, ty, offset) in raw_tensors {
             let shown = excerpt(&name);
-            let name_ref = &shown;
             let dtype = ggml_dtype(ty).map_err(|type_name| Error::UnsupportedTensorType {
                 tensor: shown.clone(),
                 type_name,
             })?;
-            let impossible = || Error::Format(format!("tensor `{name_ref}` has an impossible shape {dims:?}"));
+            let impossible = || Error::Format(format!("tensor `{shown}` has an impossible shape {dims:?}"));
             let mut elems: u64 = 1;
             for &d in &dims {
                 elems = elems.checked_mul(d).ok_or_else(impossible)?;
@@ -318,7 +317,7 @@ impl GgufHeader {
             let block = dtype.block_size() as u64;
             if dims[0] % block != 0 {
                 return Err(Error::Format(format!(
-                    "tensor `{name_ref}`: inner dimension {} is not a multiple of the {dtype:?} block size {block}",
+                    "tensor `{shown}`: inner dimension {} is not a multiple of the {dtype:?} block size {block}",
                     dims[0]
                 )));
             }
@@ -327,14 +326,14 @@ impl GgufHeader {
                 .ok_or_else(impossible)?;
             if offset % alignment != 0 {
                 return Err(Error::Format(format!(
-                    "tensor `{name_ref}`: data offset {offset} is not aligned to {alignment}"
+                    "tensor `{shown}`: data offset {offset} is not aligned to {alignment}"
                 )));
             }
             let start = data_start.saturating_add(offset);
             let end = start.saturating_add(size_in_bytes);
             if end > file_size {
                 return Err(Error::Truncated(format!(
-                    "tensor `{name_ref}` needs {size_in_bytes} bytes at offset {start}, the file has {file_size} bytes"
+                    "tensor `{shown}` needs {size_in_bytes} bytes at offset {start}, the file has {file_size} bytes"
                 )));
             }
             tensor_index.insert(name.clone(), tensors.len());

@@ -13,10 +13,6 @@ use serde_json::{json, Value};
 
 use crate::fixture;
 
-fn registry(timeout: Duration) -> Registry {
-    Registry::new(timeout)
-}
-
 /// Calls `tool` on a fresh runtime, then drops the runtime in a thread of its own and
 /// asserts that it is gone within `deadline`: dropping a runtime waits for its blocking tasks,
 /// so a tool call that never stops makes this fail instead of hanging the suite.
@@ -49,7 +45,7 @@ fn files_in(dir: &Path) -> Vec<String> {
 }
 
 fn write_registry(root: &Path) -> Registry {
-    let mut r = registry(Duration::from_secs(10));
+    let mut r = Registry::new(Duration::from_secs(10));
     r.add(Arc::new(WriteFile::new(Arc::new(Workspace::new(root).unwrap())))).unwrap();
     r
 }
@@ -121,7 +117,7 @@ fn http_allowlist_compares_normalised_urls() {
     let (port, seen) = serve();
     let base = format!("http://127.0.0.1:{port}/api/");
     let http = || {
-        let mut r = registry(Duration::from_secs(5));
+        let mut r = Registry::new(Duration::from_secs(5));
         r.add(Arc::new(HttpRequest::new(vec![base.clone()], Duration::from_secs(5)).unwrap())).unwrap();
         r
     };
@@ -159,7 +155,7 @@ fn http_allowlist_compares_normalised_urls() {
 }
 
 fn shell(allowed: &[&str], root: &Path, timeout: Duration) -> Registry {
-    let mut r = registry(timeout);
+    let mut r = Registry::new(timeout);
     let ws = Arc::new(Workspace::new(root).unwrap());
     r.add(Arc::new(Shell::new(allowed.iter().map(|s| s.to_string()).collect(), ws))).unwrap();
     r
@@ -201,7 +197,7 @@ fn search_files_ends_on_link_loops() {
     std::fs::create_dir(f.root().join("sub")).unwrap();
     std::os::unix::fs::symlink("..", f.root().join("sub/up")).unwrap();
     std::os::unix::fs::symlink("../docs", f.root().join("sub/docs2")).unwrap();
-    let mut r = registry(Duration::from_secs(20));
+    let mut r = Registry::new(Duration::from_secs(20));
     r.add(Arc::new(SearchFiles::new(Arc::new(Workspace::new(f.root()).unwrap())))).unwrap();
     let (out, err, took) = call_within(r, "search_files", json!({"pattern": "falcon"}), Duration::from_secs(15));
     assert!(!err, "{out}");
@@ -210,7 +206,7 @@ fn search_files_ends_on_link_loops() {
 }
 
 fn sql(db: &Path, write: bool, timeout: Duration) -> Registry {
-    let mut r = registry(timeout);
+    let mut r = Registry::new(timeout);
     r.add(Arc::new(SqlQuery::new(db, write).unwrap())).unwrap();
     r
 }
@@ -252,7 +248,7 @@ fn sql_stays_in_its_database() {
 #[test]
 fn calculator_refuses_huge_work_before_doing_it() {
     let calc = || {
-        let mut r = registry(Duration::from_secs(1));
+        let mut r = Registry::new(Duration::from_secs(1));
         r.add(Arc::new(Calculator::default())).unwrap();
         r
     };

@@ -77,7 +77,7 @@ impl HttpRequest {
         }
         let segments: Vec<&str> = u.path_segments().map(|s| s.collect()).unwrap_or_default();
         for seg in &segments {
-            let decoded = percent_decode(seg);
+            let decoded = percent_encoding::percent_decode_str(seg).decode_utf8_lossy();
             if decoded == "." || decoded == ".." || decoded.contains(['/', '\\']) || decoded.chars().any(char::is_control) {
                 return Err(refuse(": a path segment hides a separator or a dot segment"));
             }
@@ -99,26 +99,6 @@ impl HttpRequest {
             Err(refuse(""))
         }
     }
-}
-
-/// `%XX` escapes decoded (invalid ones kept as they are), for checking what a server may see.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Tool for HttpRequest {
