@@ -132,19 +132,19 @@ fn cases(m: &Model, specs: &[ToolSpec]) -> Vec<Case> {
     vec![
         Case {
             name: "plan",
-            grammar: grammars::plan(&t, specs, &limits, objective).unwrap(),
+            grammar: grammars::plan(&t, specs, &limits, objective, true).unwrap(),
             prompt: encode(&ctx, "planner.jinja"),
             max_tokens: 300,
         },
         Case {
             name: "executor (first)",
-            grammar: grammars::executor(&t, specs, &limits, &[], step, false).unwrap(),
+            grammar: grammars::executor(&t, specs, &limits, &[], step, false, true).unwrap(),
             prompt: encode(&ctx, "executor.jinja"),
             max_tokens: 300,
         },
         Case {
             name: "executor (after obs.)",
-            grammar: grammars::executor(&t, specs, &limits, &choices, step, true).unwrap(),
+            grammar: grammars::executor(&t, specs, &limits, &choices, step, true, true).unwrap(),
             prompt: encode(&ctx, "executor.jinja"),
             max_tokens: 300,
         },

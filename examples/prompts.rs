@@ -52,8 +52,8 @@ fn main() -> anyhow::Result<()> {
         ..Default::default()
     };
     for (template, grammar) in [
-        ("planner.jinja", grammars::plan(&templates, &specs, &limits, &objective)?),
-        ("executor.jinja", grammars::executor(&templates, &specs, &limits, &[], &step, false)?),
+        ("planner.jinja", grammars::plan(&templates, &specs, &limits, &objective, true)?),
+        ("executor.jinja", grammars::executor(&templates, &specs, &limits, &[], &step, false, true)?),
     ] {
         println!("===== {template}");
         for m in ctx.messages(&templates, template)? {

@@ -171,10 +171,20 @@ pub(crate) async fn execute_step(env: &StepEnv<'_>, ctx: &PromptContext, index: 
 
 /// The single-line results a final answer may quote verbatim: this attempt's observations
 /// and earlier steps' results.
+/// Of an observation of several lines, only the lines that share the most words with the step
+/// are offered (see [`relevance::best_lines`](super::relevance::best_lines)).
 fn choices(ctx: &PromptContext, actions: &[ActionRecord], limits: &Limits) -> Vec<String> {
-    let obs = actions.iter().rev().filter(|a| !a.error).map(|a| a.observation.as_str());
+    let obs: Vec<String> = actions
+        .iter()
+        .rev()
+        .filter(|a| !a.error)
+        .map(|a| match a.observation.lines().count() {
+            0 | 1 => a.observation.clone(),
+            _ => super::relevance::best_lines(&ctx.step, &a.observation).join("\n"),
+        })
+        .collect();
     let past = ctx.past_steps.iter().rev().filter(|s| !s.failed).map(|s| s.result.as_str());
-    grammars::answer_choices(obs.chain(past), limits)
+    grammars::answer_choices(obs.iter().map(String::as_str).chain(past), limits)
 }
 
 /// The results of earlier steps by position: `#E1` is the first step run.
@@ -182,10 +192,81 @@ fn results(ctx: &PromptContext) -> Vec<String> {
     ctx.past_steps.iter().map(|s| s.result.clone()).collect()
 }
 
+/// The spec of `tool` for the first action of a first attempt at the step, with the input
+/// schema the tool offers for the step's words (see [`Tool::input_schema_for`]); after a
+/// failure, the spec's own schema, so that a retry is not held to what just failed.
+///
+/// [`Tool::input_schema_for`]: super::tools::Tool::input_schema_for
+fn narrowed(env: &StepEnv<'_>, ctx: &PromptContext, tool: &ToolSpec) -> ToolSpec {
+    let mut spec = tool.clone();
+    if ctx.failure.is_empty() {
+        if let Some(schema) = env.registry.get(&tool.name).and_then(|t| t.input_schema_for(step_words(&ctx.step, tool))) {
+            spec.input_schema = schema;
+        }
+    }
+    spec
+}
+
+/// What a step naming `tool` asks of it: the words after `Use <tool> to`.
+fn step_words<'a>(step: &'a str, tool: &ToolSpec) -> &'a str {
+    let words = step.trim().strip_prefix("Use ").and_then(|r| r.strip_prefix(tool.name.as_str())).unwrap_or(step).trim_start();
+    words.strip_prefix("to ").unwrap_or(words).trim()
+}
+
+/// Whether the last action repeats an earlier one of the attempt (same tool, same input): a
+/// small model that asks again for what it has keeps asking, and the answer is in hand.
+fn repeats_itself(actions: &[ActionRecord]) -> bool {
+    match actions.split_last() {
+        Some((last, before)) => before.iter().any(|a| a.tool == last.tool && a.input == last.input),
+        None => false,
+    }
+}
+
 /// The tool a step names (`Use <tool> to …`, as the plan grammar writes steps), if it exists.
 fn named_tool<'a>(step: &str, specs: &'a [ToolSpec]) -> Option<&'a ToolSpec> {
     let rest = step.trim().strip_prefix("Use ")?;
     specs.iter().find(|t| rest.strip_prefix(t.name.as_str()).is_some_and(|r| r.starts_with(' ') || r.is_empty()))
+}
+
+/// A step naming a tool that reads requests in words (`Use calculator to divide #E1 by 5`)
+/// is tried first with its own words as that input (see [`ToolSpec::words_field`]), without
+/// a model call. Only on a first attempt: `None` (the model writes the input) when the step
+/// names no such tool, and after a failed try the step's retry is the model's.
+async fn in_words(
+    env: &StepEnv<'_>,
+    ctx: &PromptContext,
+    index: usize,
+    actions: &mut Vec<ActionRecord>,
+    specs: &[ToolSpec],
+) -> Result<Option<Outcome>, Halt> {
+    if !ctx.failure.is_empty() {
+        return Ok(None);
+    }
+    let Some(tool) = named_tool(&ctx.step, specs) else {
+        return Ok(None);
+    };
+    let Some(field) = &tool.words_field else {
+        return Ok(None);
+    };
+    let words = step_words(&ctx.step, tool);
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let mut input = serde_json::Map::new();
+    input.insert(field.clone(), Value::String(words.to_string()));
+    let input = Value::Object(input);
+    if tool.validate(&input).is_err() {
+        return Ok(None);
+    }
+    let thought = format!("The step says it in words: {} reads them.", tool.name);
+    let record = run_tool(env, index, thought, tool.name.clone(), input, &results(ctx)).await?;
+    let outcome = if record.error {
+        Outcome::Failed(record.observation.clone())
+    } else {
+        Outcome::Done(record.observation.clone())
+    };
+    actions.push(record);
+    Ok(Some(outcome))
 }
 
 async fn react(
@@ -196,9 +277,12 @@ async fn react(
     sampling: &SamplingParams,
 ) -> Result<Outcome, Halt> {
     let specs = env.registry.specs();
+    if let Some(outcome) = in_words(env, ctx, index, actions, &specs).await? {
+        return Ok(outcome);
+    }
     let messages = ctx.messages(env.templates, "executor.jinja")?;
     let mut scratchpad = String::new();
-    let named = named_tool(&ctx.step, &specs).map(|t| vec![t.clone()]);
+    let named = named_tool(&ctx.step, &specs).map(|t| vec![narrowed(env, ctx, t)]);
     for _ in 0..env.config.max_iterations.max(1) {
         // The first action of a step that names its tool uses that tool: the planner chose it.
         let offered = match &named {
@@ -212,6 +296,7 @@ async fn react(
             &choices(ctx, actions, &env.config.limits),
             &ctx.step,
             !actions.is_empty(),
+            !repeats_itself(actions),
         )?;
         let req = LlmRequest {
             purpose: Purpose::Execute,

@@ -54,6 +54,15 @@ struct Context<'a> {
     step: String,
     has_observation: bool,
     objective: String,
+    clauses: Vec<PlanClause>,
+}
+
+/// A clause of the objective as the plan grammar offers it: the step's text and the tools it
+/// may name.
+#[derive(Serialize)]
+struct PlanClause {
+    opening: String,
+    tools: Vec<String>,
 }
 
 fn context<'a>(tools: &[ToolSpec], limits: &Limits, answer_choices: &'a [String]) -> Context<'a> {
@@ -78,6 +87,7 @@ fn context<'a>(tools: &[ToolSpec], limits: &Limits, answer_choices: &'a [String]
         step: String::new(),
         has_observation: false,
         objective: String::new(),
+        clauses: Vec::new(),
     }
 }
 
@@ -127,11 +137,24 @@ pub fn answer_words<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<String>
     out
 }
 
-/// A numbered plan whose steps each name one of `tools`; `objective` (if not empty) is offered
-/// verbatim as what a step does.
-pub fn plan(t: &Templates, tools: &[ToolSpec], limits: &Limits, objective: &str) -> Result<Grammar, Error> {
+/// A numbered plan whose steps each name one of `tools`. With `copy_clauses`, the steps are
+/// the objective's clauses in order (see [`clauses`](super::clauses)); otherwise free text, with
+/// `objective` (if not empty) offered verbatim as what a step does.
+pub fn plan(t: &Templates, tools: &[ToolSpec], limits: &Limits, objective: &str, copy_clauses: bool) -> Result<Grammar, Error> {
+    let objective = one_line(objective);
     let ctx = Context {
-        objective: one_line(objective),
+        clauses: if copy_clauses && !objective.is_empty() {
+            super::clauses::split(&objective, limits.max_steps)
+                .into_iter()
+                .map(|c| PlanClause {
+                    tools: super::relevance::best_for(&c.text, tools),
+                    opening: c.opening,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        objective,
         ..context(tools, limits, &[])
     };
     Ok(Grammar::Lark(t.render("grammars/plan.lark.j2", ctx)?))
@@ -150,7 +173,8 @@ pub fn plan_json(t: &Templates, limits: &Limits) -> Result<Grammar, Error> {
     Ok(Grammar::JsonSchema(schema))
 }
 
-/// One ReAct round over `tools` for `step`; `has_observation` once a tool has answered.
+/// One ReAct round over `tools` for `step`; `has_observation` once a tool has answered;
+/// another action only if `can_act`.
 pub fn executor(
     t: &Templates,
     tools: &[ToolSpec],
@@ -158,6 +182,7 @@ pub fn executor(
     answer_choices: &[String],
     step: &str,
     has_observation: bool,
+    can_act: bool,
 ) -> Result<Grammar, Error> {
     if tools.is_empty() {
         return Err(Error::Template("the executor needs at least one tool".into()));
@@ -165,6 +190,7 @@ pub fn executor(
     let ctx = Context {
         step: step.trim().trim_end_matches('.').to_string(),
         has_observation,
+        can_continue: can_act,
         ..context(tools, limits, answer_choices)
     };
     Ok(Grammar::Lark(t.render("grammars/executor.lark.j2", ctx)?))

@@ -4,6 +4,7 @@
 //! in-process, or a scripted fake in tests) and to tools through [`tools::Registry`].
 
 pub mod budget;
+pub mod clauses;
 mod calls;
 pub mod events;
 pub mod executor;

@@ -36,6 +36,20 @@ pub fn without_repeats(steps: Vec<String>) -> Vec<String> {
     out
 }
 
+/// A step copied from the objective with its tool after it, `<clause> (tool: <tool>)`, as
+/// every other step reads: `Use <tool> to <clause>`.
+fn tool_last(step: &str) -> String {
+    if let Some(body) = step.strip_suffix(')') {
+        if let Some(i) = body.rfind(" (tool: ") {
+            let tool = &body[i + " (tool: ".len()..];
+            if !tool.is_empty() && !tool.contains(' ') {
+                return format!("Use {tool} to {}", &body[..i]);
+            }
+        }
+    }
+    step.to_string()
+}
+
 fn plan_with_repeats(text: &str, max_steps: usize) -> Result<Vec<String>, Error> {
     let mut steps = Vec::new();
     for (i, line) in text.trim_end_matches('\n').split('\n').enumerate() {
@@ -46,7 +60,7 @@ fn plan_with_repeats(text: &str, max_steps: usize) -> Result<Vec<String>, Error>
         if step.trim().is_empty() {
             return Err(Error::Parse(format!("plan step {} is empty", i + 1)));
         }
-        steps.push(step.trim().to_string());
+        steps.push(tool_last(step.trim()));
     }
     if steps.is_empty() || text.trim().is_empty() {
         return Err(Error::Parse("the plan has no steps".into()));

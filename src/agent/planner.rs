@@ -15,9 +15,13 @@ use super::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum PlannerKind {
-    /// `1. …\n2. …` (the default; cheapest for small models).
+    /// `1. Use <tool> to …\n2. …`, each step copying the next clauses of the objective: the
+    /// model chooses where steps begin and their tools (the default; what a small model does
+    /// best).
     #[default]
     Numbered,
+    /// `1. Use <tool> to …\n2. …` with each step in the planner's own words.
+    Free,
     /// `{"steps": ["…", …]}` by JSON schema.
     Json,
     /// ReWOO: the whole tool program (`#E1 = tool[{…}]` lines) in one call, run without a
@@ -53,7 +57,8 @@ impl Planner {
     /// The request for a plan for `ctx.objective`.
     pub fn request(&self, templates: &Templates, ctx: &PromptContext, sampling: &SamplingParams) -> Result<LlmRequest, Error> {
         let grammar = match self.kind {
-            PlannerKind::Numbered => grammars::plan(templates, &ctx.tools, &self.limits, &ctx.objective)?,
+            PlannerKind::Numbered => grammars::plan(templates, &ctx.tools, &self.limits, &ctx.objective, true)?,
+            PlannerKind::Free => grammars::plan(templates, &ctx.tools, &self.limits, &ctx.objective, false)?,
             PlannerKind::Json => grammars::plan_json(templates, &self.limits)?,
             PlannerKind::Rewoo => return super::rewoo::plan_request(templates, ctx, &self.limits, sampling),
         };
@@ -70,7 +75,7 @@ impl Planner {
     /// The steps of a plan as the model wrote it.
     pub fn parse(&self, text: &str) -> Result<Vec<String>, Error> {
         match self.kind {
-            PlannerKind::Numbered => parse::plan(text, self.limits.max_steps),
+            PlannerKind::Numbered | PlannerKind::Free => parse::plan(text, self.limits.max_steps),
             PlannerKind::Json => parse::plan_json(text, self.limits.max_steps),
             PlannerKind::Rewoo => super::rewoo::parse_program(text, self.limits.max_steps),
         }

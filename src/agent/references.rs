@@ -30,8 +30,31 @@ pub fn value_of(result: &str) -> String {
         .max();
     match cut {
         Some(i) if !text[i..].trim().is_empty() => text[i..].trim().to_string(),
-        _ => text.to_string(),
+        _ => only_number(text).unwrap_or(text).to_string(),
     }
+}
+
+/// The one number a sentence states (`The team has 6 members.` → `6`), if it states exactly
+/// one; a date or a version (`2025-03-14`, `1.2.3`) is not a number.
+fn only_number(text: &str) -> Option<&str> {
+    let mut found = None;
+    for word in text.split_whitespace() {
+        let w = word.trim_start_matches(['(', '"', '\'']).trim_end_matches([',', '.', ';', ':', '!', '?', ')', '"', '\'', '%']);
+        let digits = w.strip_prefix(['-', '$', '€', '£']).unwrap_or(w);
+        let is_number = !digits.is_empty()
+            && digits.starts_with(|c: char| c.is_ascii_digit())
+            && digits.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+            && digits.matches('.').count() <= 1;
+        if is_number {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(w.trim_start_matches(['$', '€', '£']));
+        } else if word.chars().any(|c| c.is_ascii_digit()) {
+            return None;
+        }
+    }
+    found
 }
 
 /// The indices of the references in `text`, in order (`#E2 + #E10` → `[2, 10]`).
@@ -57,6 +80,61 @@ pub fn indices_in(text: &str) -> Vec<usize> {
         i += 1;
     }
     out
+}
+
+/// Words by which a step means the result of the step before (`add 1 to it`, `divide the
+/// result by 5`, `multiply that by 25`). A plan copied from the objective's clauses speaks
+/// this way; the runtime makes the reference exact before the step runs.
+const BACK_REFERENCES: &[&str] = &[
+    "the result", "the sum", "the count", "the total", "the product", "the difference", "the answer", "that number",
+    "this number", "that value", "this value", "that", "this", "it",
+];
+
+/// `step` with its first back reference (see [`BACK_REFERENCES`]) replaced by the name of
+/// result `previous`, unless it already names a result. `that` and `this` count where a
+/// pronoun stands (before `by`, `to`, `from`, `and` or the end), and with the noun after them
+/// when the step before (`previous_step`) spoke of it: after `customer.txt names a
+/// customer`, `that customer` is its result. `the total` counts only where `of` does not
+/// follow (`the total of` is a new quantity).
+pub fn refer_back(step: &str, previous: usize, previous_step: &str) -> String {
+    if previous == 0 || !indices_in(step).is_empty() {
+        return step.to_string();
+    }
+    let lower = step.to_ascii_lowercase();
+    let mut best: Option<(usize, usize)> = None;
+    for phrase in BACK_REFERENCES {
+        let mut from = 0;
+        while let Some(i) = lower[from..].find(phrase).map(|i| i + from) {
+            let end = i + phrase.len();
+            let starts_word = i == 0 || !lower[..i].ends_with(|c: char| c.is_alphanumeric() || c == '\'' || c == '#');
+            let after = lower[end..].trim_start_matches([',', '.', '?', '!', ';']);
+            let ends_word = !lower[end..].starts_with(|c: char| c.is_alphanumeric() || c == '\'' || c == '_' || c == '-');
+            let next_word = after.split_whitespace().next().unwrap_or("");
+            let noun = next_word.trim_end_matches(|c: char| !c.is_alphanumeric());
+            let spoken_of = noun.len() >= 3 && mentions(previous_step, noun);
+            let (pronoun_ok, end) = match *phrase {
+                "that" | "this" if spoken_of => (true, end + (lower[end..].len() - lower[end..].trim_start().len()) + noun.len()),
+                "that" | "this" => (matches!(next_word, "" | "by" | "to" | "from" | "and" | "plus" | "minus" | "times" | "divided" | "multiplied" | "squared"), end),
+                _ => (next_word != "of", end),
+            };
+            if starts_word && ends_word && pronoun_ok {
+                if best.is_none_or(|(b, _)| i < b) {
+                    best = Some((i, end));
+                }
+                break;
+            }
+            from = end;
+        }
+    }
+    match best {
+        Some((i, end)) => format!("{}{}{}", &step[..i], name(previous), &step[end..]),
+        None => step.to_string(),
+    }
+}
+
+/// Whether `text` has `word` as a whole word, ignoring case.
+fn mentions(text: &str, word: &str) -> bool {
+    text.split(|c: char| !c.is_alphanumeric()).any(|w| w.eq_ignore_ascii_case(word))
 }
 
 /// Why a reference could not be resolved.
@@ -126,6 +204,10 @@ mod tests {
         assert_eq!(value_of("COUNT(*): 4"), "4");
         assert_eq!(value_of("config.ini:3: port = 8080"), "8080");
         assert_eq!(value_of("The launch date is 2025-03-14."), "The launch date is 2025-03-14.");
+        assert_eq!(value_of("The team has 6 members."), "6");
+        assert_eq!(value_of("It costs 1,200.50 in total"), "1,200.50");
+        assert_eq!(value_of("Between 3 and 4 people"), "Between 3 and 4 people", "two numbers: no single value");
+        assert_eq!(value_of("Version 1.2.3 is out"), "Version 1.2.3 is out");
         assert_eq!(value_of("a: 1\nb: 2"), "a: 1\nb: 2");
         assert_eq!(value_of("label: "), "label:");
     }
@@ -141,6 +223,22 @@ mod tests {
         assert!(substitute(&json!("#E0"), &results).is_err());
         assert!(substitute(&json!("#E1"), &[]).unwrap_err().to_string().contains("no results yet"));
         assert!(substitute(&json!("#E99999999999999999999999"), &results).is_err());
+    }
+
+    #[test]
+    fn back_references_name_the_result_before() {
+        assert_eq!(refer_back("add 1 to it.", 1, ""), "add 1 to #E1.");
+        assert_eq!(refer_back("divide the result by 5.", 2, ""), "divide #E2 by 5.");
+        assert_eq!(refer_back("Multiply that by 25.", 1, ""), "Multiply #E1 by 25.");
+        assert_eq!(refer_back("multiply the count by 10.", 3, ""), "multiply #E3 by 10.");
+        assert_eq!(refer_back("In which city does that customer live?", 1, ""), "In which city does that customer live?");
+        assert_eq!(refer_back("In which city does that customer live?", 1, "customer.txt names a customer"), "In which city does #E1 live?");
+        assert_eq!(refer_back("what is that number plus 4?", 1, ""), "what is #E1 plus 4?");
+        assert_eq!(refer_back("find the total of all orders", 1, ""), "find the total of all orders");
+        assert_eq!(refer_back("edit the file", 1, ""), "edit the file", "`it` inside a word");
+        assert_eq!(refer_back("add #E1 to it", 2, ""), "add #E1 to it", "a step that names a result keeps it");
+        assert_eq!(refer_back("add 1 to it", 0, ""), "add 1 to it", "the first step has nothing before it");
+        assert_eq!(refer_back("divide it by the result", 1, ""), "divide #E1 by the result", "only the first");
     }
 
     #[test]

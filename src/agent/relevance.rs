@@ -14,8 +14,7 @@ const STOPWORDS: &[&str] = &[
     "your", "can", "will", "about", "some",
 ];
 
-/// Lower-case words (a trailing plural `s` dropped), file names kept whole, and arithmetic
-/// symbols.
+/// Lower-case words (stemmed, see [`stem`]), file names kept whole, and arithmetic symbols.
 fn terms(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for raw in text.split(|c: char| c.is_whitespace() || c == ',' || c == '?' || c == '(' || c == ')' || c == ':' || c == '"') {
@@ -26,32 +25,102 @@ fn terms(text: &str) -> Vec<String> {
             continue;
         }
         if w.len() >= 3 && w.chars().all(|c| c.is_alphanumeric() || c == '_') && !STOPWORDS.contains(&w.as_str()) {
-            out.push(w.strip_suffix('s').filter(|s| s.len() >= 3).unwrap_or(&w).to_string());
+            out.push(stem(&w));
         }
     }
     for c in text.chars().filter(|c| "+*/^%×÷".contains(*c)) {
         out.push(c.to_string());
     }
+    out
+}
+
+/// The terms of what a tool is wanted for: as [`terms`], and "number" when it holds digits.
+/// (Not for descriptions: digits in a table's sample rows say nothing of arithmetic.)
+fn wanted_terms(text: &str) -> Vec<String> {
+    let mut out = terms(text);
     if text.chars().any(|c| c.is_ascii_digit()) {
         out.push("number".into());
     }
     out
 }
 
+/// `word` without its ending, so that `multiply` meets `multiplies` and `multiplied`,
+/// `divide` meets `divides` and `divided`, and `user` meets `users` (a crude stemmer: both
+/// sides go through it, so only agreement matters).
+fn stem(word: &str) -> String {
+    let n = word.len();
+    if n > 4 && (word.ends_with("ies") || word.ends_with("ied")) {
+        return format!("{}y", &word[..n - 3]);
+    }
+    for ending in ["es", "ed", "s", "e"] {
+        if let Some(s) = word.strip_suffix(ending) {
+            if s.len() >= 3 && !s.ends_with('s') {
+                return s.to_string();
+            }
+        }
+    }
+    word.to_string()
+}
+
+/// How much a shared term counts: a file name names its tool outright (it outweighs two
+/// words); "number" (what any
+/// digit in a request stands for) says least.
+fn weight(term: &str) -> usize {
+    if term.contains('.') {
+        6
+    } else if term == "number" {
+        1
+    } else {
+        2
+    }
+}
+
+/// How much of the terms of `text` each tool's name and description share (see [`weight`]).
+fn scores(text: &str, tools: &[ToolSpec]) -> Vec<usize> {
+    let wanted = wanted_terms(text);
+    tools
+        .iter()
+        .map(|t| {
+            let have = terms(&format!("{} {}", t.name.replace('_', " "), t.description));
+            wanted.iter().filter(|w| have.contains(w)).map(|w| weight(w)).sum()
+        })
+        .collect()
+}
+
 /// The tools, most relevant to `objective` first (stable among equals).
 pub fn rank(objective: &str, tools: &[ToolSpec]) -> Vec<ToolSpec> {
-    let wanted = terms(objective);
-    let mut scored: Vec<(usize, usize, ToolSpec)> = tools
+    let scores = scores(objective, tools);
+    let mut order: Vec<usize> = (0..tools.len()).collect();
+    order.sort_by(|&a, &b| scores[b].cmp(&scores[a]).then(a.cmp(&b)));
+    order.into_iter().map(|i| tools[i].clone()).collect()
+}
+
+/// The lines of `text` that share the most with `step` (in their order), or every line when
+/// none shares anything: what a step's answer may quote from a long observation. Asked to
+/// pick the port from a whole config file, a 135M model quotes its first line; the line
+/// that says `port` is the one to offer.
+pub fn best_lines<'a>(step: &str, text: &'a str) -> Vec<&'a str> {
+    let wanted = terms(step);
+    let score = |line: &str| -> usize { terms(line).iter().filter(|t| wanted.contains(t)).map(|t| weight(t)).sum() };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let top = lines.iter().map(|l| score(l)).max().unwrap_or(0);
+    lines.into_iter().filter(|l| top == 0 || score(l) == top).collect()
+}
+
+/// The names of the tools that share the most with `step` (several when tied), or of all
+/// tools when none shares anything: the tools a planner is offered for a step it copied
+/// from the objective. A step naming a file the workspace holds, a table or column of the
+/// database, or an arithmetic operation has a clear tool; a 135M model choosing among all of
+/// them picks by position and habit instead.
+pub fn best_for(step: &str, tools: &[ToolSpec]) -> Vec<String> {
+    let scores = scores(step, tools);
+    let top = scores.iter().copied().max().unwrap_or(0);
+    tools
         .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let have = terms(&format!("{} {}", t.name.replace('_', " "), t.description));
-            let score = wanted.iter().filter(|w| have.contains(w)).count();
-            (score, i, t.clone())
-        })
-        .collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    scored.into_iter().map(|(_, _, t)| t).collect()
+        .zip(&scores)
+        .filter(|(_, &s)| top == 0 || s == top)
+        .map(|(t, _)| t.name.clone())
+        .collect()
 }
 
 #[cfg(test)]
@@ -76,5 +145,29 @@ mod tests {
         assert_eq!(first("What port does config.ini set?"), "read_file");
         assert_eq!(first("Which file mentions water?"), "search_files");
         assert_eq!(first("Hello"), "calculator");
+        assert_eq!(first("multiply that by 25"), "calculator", "`multiplies` meets `multiply`");
+    }
+
+    #[test]
+    fn a_step_quotes_its_best_lines() {
+        let config = "[server]\nhost = 127.0.0.1\nport = 8080\nworkers = 4\n";
+        assert_eq!(best_lines("find the port in config.ini", config), ["port = 8080"]);
+        assert_eq!(best_lines("how many workers does config.ini set", config), ["workers = 4"]);
+        assert_eq!(best_lines("what is the first line", "Buy milk\nCall Alice"), ["Buy milk", "Call Alice"], "nothing shared: every line");
+    }
+
+    #[test]
+    fn a_step_is_offered_its_best_tools() {
+        let tools = vec![
+            tool("calculator", "Computes arithmetic: multiplies and divides numbers."),
+            tool("read_file", "Reads a text file. Files: notes.txt, config.ini."),
+            tool("sql_query", "Runs SQL. Tables: users(id, name, city, age)."),
+        ];
+        assert_eq!(best_for("divide the result by 5", &tools), ["calculator"]);
+        assert_eq!(best_for("find the port in config.ini", &tools), ["read_file"]);
+        assert_eq!(best_for("in which city does that customer live?", &tools), ["sql_query"]);
+        assert_eq!(best_for("how many users are older than 30?", &tools), ["sql_query"], "a digit says least");
+        assert_eq!(best_for("config.ini names the city", &tools), ["read_file"], "a file name says most");
+        assert_eq!(best_for("hello there", &tools), ["calculator", "read_file", "sql_query"], "no overlap: every tool");
     }
 }

@@ -325,6 +325,7 @@ impl Run<'_> {
             let Some(step) = remaining.pop_front() else {
                 // Nothing left to do: only an answer or a new plan can follow.
                 self.ctx.remaining.clear();
+
                 match self.decide(false, true).await? {
                     Decision::Answer(a) => return Ok(End::Answered(a)),
                     Decision::Replan(p) => match self.replan(p, "the plan ran out of steps").await? {
@@ -348,6 +349,11 @@ impl Run<'_> {
                 b.steps += 1;
             }
             let index = self.steps.len() + 1;
+            // A step that says "it" or "the result" means the last result: name it exactly.
+            let step = match self.steps.iter().rev().find(|s| s.status == StepStatus::Done) {
+                Some(done) => super::references::refer_back(&step, done.index, &done.step),
+                None => step,
+            };
             self.ctx.step_number = index;
             let env = self.step_env();
             let record = executor::execute_step(&env, &self.ctx, index, &step).await?;
@@ -362,9 +368,22 @@ impl Run<'_> {
             self.steps.push(record);
             self.ctx.feedback = self.remark(index, &step).await;
             self.ctx.remaining = remaining.iter().cloned().collect();
-            // A remaining step that uses a result (`#E1`) needs this one: no answer yet.
-            let chained = remaining.iter().any(|s| !super::references::indices_in(s).is_empty());
-            let decision = self.decide(!failed && !remaining.is_empty(), failed || !chained).await?;
+            // The plan's remaining steps are the rest of the objective: after a step that
+            // worked, they run without a decision (answering now would answer with an
+            // intermediate result). The replanner decides after a failure, after a remark
+            // from the supervisor, and when the plan is done.
+            if !failed && !remaining.is_empty() && self.ctx.feedback.is_empty() {
+                continue;
+            }
+            // The last step carried out the objective's last part: a one-line result of it
+            // is the answer (a 135M replanner choosing among every result so far often
+            // quotes an earlier one); a longer one goes to the replanner.
+            if !failed && remaining.is_empty() {
+                if let Some(answer) = self.last_result_as_answer() {
+                    return Ok(End::Answered(answer));
+                }
+            }
+            let decision = self.decide(!failed && !remaining.is_empty(), failed || remaining.is_empty()).await?;
             match decision {
                 Decision::Continue => {}
                 Decision::Answer(a) => return Ok(End::Answered(a)),
@@ -601,6 +620,15 @@ impl Run<'_> {
         self.plan = steps.clone();
         self.ctx.plan = steps.clone();
         Some(steps.into())
+    }
+
+    /// The last step's result, when it worked, is one line short enough to quote, and no
+    /// remark of the supervisor asks for more.
+    fn last_result_as_answer(&self) -> Option<String> {
+        let last = self.steps.last()?;
+        let result = last.result.trim();
+        let fits = !result.is_empty() && !result.contains('\n') && result.chars().count() <= self.config().limits.max_answer_chars;
+        (last.status == StepStatus::Done && fits && self.ctx.feedback.is_empty()).then(|| result.to_string())
     }
 
     async fn decide(&mut self, can_continue: bool, can_answer: bool) -> Result<Decision, Halt> {

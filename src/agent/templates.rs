@@ -49,6 +49,7 @@ const GRAMMAR_VARS: &[&str] = &[
     "step",
     "has_observation",
     "objective",
+    "clauses",
 ];
 
 const BUILTINS: &[Builtin] = &[

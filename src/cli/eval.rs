@@ -17,10 +17,10 @@ use super::run::{AgentArgs, AgentFactory};
 pub struct EvalArgs {
     /// Task file: one JSON object per line, {"id", "category", "objective", "check"}.
     pub tasks: PathBuf,
-    /// Only tasks of this category (repeatable).
+    /// Run the tasks of this category (repeatable; with --id, the tasks either selects).
     #[arg(long = "category", value_name = "NAME")]
     pub categories: Vec<String>,
-    /// Only the task with this id (repeatable).
+    /// Run the task with this id (repeatable).
     #[arg(long = "id", value_name = "ID")]
     pub ids: Vec<String>,
     /// Print the results as one JSON object instead of tables.
@@ -45,7 +45,11 @@ pub fn run(margs: &ModelArgs, args: EvalArgs) -> anyhow::Result<()> {
     for c in &args.categories {
         anyhow::ensure!(tasks.iter().any(|t| &t.category == c), "no task has the category `{c}`");
     }
-    tasks.retain(|t| (args.ids.is_empty() || args.ids.contains(&t.id)) && (args.categories.is_empty() || args.categories.contains(&t.category)));
+    // `--id` and `--category` add up: a task named by either runs.
+    if !args.ids.is_empty() || !args.categories.is_empty() {
+        tasks.retain(|t| args.ids.contains(&t.id) || args.categories.contains(&t.category));
+    }
+    anyhow::ensure!(!tasks.is_empty(), "`{}` has no task to run", args.tasks.display());
     if let Some(m) = args.min_right {
         anyhow::ensure!((0.0..=1.0).contains(&m), "--min-right must be between 0 and 1, got {m}");
     }

@@ -27,7 +27,7 @@ impl Default for Calculator {
         Self {
             spec: ToolSpec::new(
                 "calculator",
-                "Computes arithmetic exactly: adds, subtracts, multiplies, divides and raises numbers to powers, written with + - * / ^ and parentheses.",
+                "Computes arithmetic on numbers exactly: adds, subtracts, multiplies, divides, squares and raises to powers (plus, minus, times, divided by, squared), written with + - * / ^ and parentheses or in words.",
                 json!({
                     "type": "object",
                     // Only what an expression can hold (symbols, lower-case operator words, and
@@ -42,7 +42,8 @@ impl Default for Calculator {
                     "additionalProperties": false
                 }),
                 json!({"expression": "(12 + 3) * 4"}),
-            ),
+            )
+            .with_words_field("expression"),
         }
     }
 }

@@ -50,6 +50,13 @@ pub trait Tool: Send + Sync {
 
     /// Runs the tool on an input already validated against its schema.
     fn call(&self, input: Value) -> ToolFuture<'_>;
+
+    /// A narrower input schema for serving `request` (a plan step in words), or `None` for the
+    /// spec's own. Whatever it allows, the spec's schema must allow too: inputs are checked
+    /// against the spec. The SQL tool offers only the values and numbers a request names.
+    fn input_schema_for(&self, _request: &str) -> Option<Value> {
+        None
+    }
 }
 
 /// The result of one call, as the agent records it.

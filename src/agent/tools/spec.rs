@@ -12,6 +12,12 @@ pub struct ToolSpec {
     pub input_schema: Value,
     /// A valid input, shown to the model as an example.
     pub example: Value,
+    /// The string field of the input that takes a request in plain words (the calculator's
+    /// `expression` reads `divide 391 by 5`). A plan step that names this tool is first
+    /// run with its own words in that field, without a model call: copying beats retyping
+    /// for a small model. The executor's model writes the input only if that fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub words_field: Option<String>,
 }
 
 impl ToolSpec {
@@ -21,7 +27,14 @@ impl ToolSpec {
             description: description.into(),
             input_schema,
             example,
+            words_field: None,
         }
+    }
+
+    /// Marks `field` (a string property of the input) as one that takes a request in words.
+    pub fn with_words_field(mut self, field: impl Into<String>) -> Self {
+        self.words_field = Some(field.into());
+        self
     }
 
     /// Checks `input` against the schema; the error lists what is wrong.

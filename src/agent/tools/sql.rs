@@ -28,6 +28,17 @@ pub struct SqlQuery {
     path: PathBuf,
     allow_write: bool,
     spec: ToolSpec,
+    /// The input schema for a request (see [`query_pattern`]).
+    input_schema: Box<dyn Fn(Option<&str>) -> Value + Send + Sync>,
+}
+
+/// The tool's input schema, its query held to `pattern` when there is one.
+fn query_schema(pattern: Option<String>) -> Value {
+    let mut query = json!({"type": "string", "minLength": 1, "maxLength": 400});
+    if let Some(p) = pattern {
+        query["pattern"] = Value::String(p);
+    }
+    json!({"type": "object", "properties": {"query": query}, "required": ["query"], "additionalProperties": false})
 }
 
 impl SqlQuery {
@@ -38,13 +49,22 @@ impl SqlQuery {
         let schema = describe_schema(&conn).map_err(|e| format!("cannot read the schema of `{}`: {e}", path.display()))?;
         let example = example_query(&conn).unwrap_or_else(|| "SELECT COUNT(*) FROM sqlite_master".into());
         let mode = if allow_write { "" } else { " (read-only)" };
+        let names = if allow_write {
+            Names::default()
+        } else {
+            Names::read(&conn).map_err(|e| format!("cannot read the schema of `{}`: {e}", path.display()))?
+        };
         Ok(Self {
             path: path.to_path_buf(),
             allow_write,
+            input_schema: {
+                let names = names.clone();
+                Box::new(move |request| query_schema(query_pattern(&names, request)))
+            },
             spec: ToolSpec::new(
                 "sql_query",
                 format!("Looks up data: runs one SQL query on the SQLite database{mode} and returns the rows. Tables: {schema}."),
-                json!({"type": "object", "properties": {"query": {"type": "string", "minLength": 1, "maxLength": 400}}, "required": ["query"], "additionalProperties": false}),
+                query_schema(query_pattern(&names, None)),
                 json!({ "query": example }),
             ),
         })
@@ -89,6 +109,248 @@ fn example_query(conn: &Connection) -> Option<String> {
     Some(format!("SELECT COUNT(*) FROM {best}"))
 }
 
+/// Most distinct text values the query pattern lists; a database with more lets string
+/// literals be any text.
+const MAX_PATTERN_VALUES: usize = 120;
+
+/// What the query pattern is built from: the tables, columns and (when few) text values of
+/// the database, read once when the tool is made. Names that would need quoting are left out.
+#[derive(Debug, Clone, Default)]
+struct Names {
+    tables: Vec<String>,
+    /// Every column name, each once.
+    columns: Vec<String>,
+    /// The columns of each table (in `tables` order).
+    table_columns: Vec<Vec<String>>,
+    /// (table, column, value) for every distinct text value, unless `too_many`.
+    values: Vec<(String, String, String)>,
+    too_many: bool,
+}
+
+impl Names {
+    fn read(conn: &Connection) -> rusqlite::Result<Self> {
+        let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?;
+        let tables: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let plain = |name: &str| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let mut out = Names {
+            tables: tables.into_iter().filter(|t| plain(t)).collect(),
+            ..Names::default()
+        };
+        for t in &out.tables.clone() {
+            let mut cols = conn.prepare(&format!("PRAGMA table_info(\"{t}\")"))?;
+            let names: Vec<String> = cols.query_map([], |r| r.get(1))?.collect::<Result<_, _>>()?;
+            let names: Vec<String> = names.into_iter().filter(|c| plain(c)).collect();
+            out.table_columns.push(names.clone());
+            for c in names {
+                let mut distinct = conn.prepare(&format!(
+                    "SELECT DISTINCT \"{c}\" FROM \"{t}\" WHERE typeof(\"{c}\") = 'text' LIMIT {}",
+                    MAX_PATTERN_VALUES + 1
+                ))?;
+                for v in distinct.query_map([], |r| r.get::<_, String>(0))?.filter_map(Result::ok) {
+                    let ok = !v.is_empty() && v.len() <= 60 && !v.contains(['\'', '\n', '\r']);
+                    out.too_many |= !ok;
+                    let pair = (t.clone(), c.clone(), v);
+                    if ok && !out.values.contains(&pair) {
+                        out.values.push(pair);
+                    }
+                }
+                if !out.columns.contains(&c) {
+                    out.columns.push(c);
+                }
+            }
+        }
+        out.too_many |= out.values.len() > MAX_PATTERN_VALUES;
+        if out.too_many {
+            out.values.clear();
+        }
+        Ok(out)
+    }
+}
+
+/// A regular expression for the read-only queries a model may write on this database: one
+/// `SELECT` of columns, `*` or aggregates from a table (optionally joined to another), with
+/// `WHERE` conditions, `GROUP BY`, `ORDER BY` and `LIMIT`, naming only the tables and columns
+/// the database has, and as text literals only values it holds (when there are few).
+///
+/// With a `request` (the plan step the query serves), the conditions are narrowed to what the
+/// request says: a text value the database holds and the request names, with its own column
+/// (`city = 'Paris'` for "users who live in Paris"), the request's numbers, and its results
+/// (`#E1`). A request that names none gets no `WHERE`.
+///
+/// A 135M model writing SQL freely invents columns (`WHERE (1) > 30`) and filters by the
+/// wrong one (`WHERE id = 1` for "who live in Paris"); offered the real names and values, it
+/// copies them. Schema-derived, so it fits any database; `None` for one without tables.
+/// Writes (`--allow-sql-write`) are not constrained.
+fn query_pattern(names: &Names, request: Option<&str>) -> Option<String> {
+    if names.tables.is_empty() || names.columns.is_empty() {
+        return None;
+    }
+    let alt = |items: &mut dyn Iterator<Item = &str>| items.map(regex::escape).collect::<Vec<_>>().join("|");
+    let table = format!("({})", alt(&mut names.tables.iter().map(String::as_str)));
+    let column = format!("({table}\\.)?({})", alt(&mut names.columns.iter().map(String::as_str)));
+    let item = format!("(COUNT\\(\\*\\)|(COUNT|SUM|AVG|MIN|MAX)\\({column}\\)|{column})");
+    let op = "(=|!=|<|>|<=|>=)";
+    let reference = "#E[1-9][0-9]{0,2}";
+    let conditions: Vec<String> = match request {
+        None => {
+            let text = if names.values.is_empty() {
+                "'[^'\\n]{0,60}'".to_string()
+            } else {
+                let mut values: Vec<&str> = Vec::new();
+                for (_, _, v) in &names.values {
+                    if !values.contains(&v.as_str()) {
+                        values.push(v);
+                    }
+                }
+                format!("'({reference}|{})'", alt(&mut values.into_iter()))
+            };
+            let literal = format!("({text}|-?[0-9]{{1,12}}(\\.[0-9]{{1,6}})?|{reference})");
+            vec![
+                format!("{column} {op} {literal}"),
+                format!("{column} LIKE '[^'\\n]{{1,40}}'"),
+            ]
+        }
+        Some(request) => return Some(request_pattern(names, request)),
+    };
+    let where_clause = if conditions.is_empty() {
+        String::new()
+    } else {
+        let simple = conditions.join("|");
+        let subquery = format!("\\(SELECT {item} FROM {table} WHERE ({simple})\\)");
+        let condition = format!("({simple}|{column} {op} {subquery})");
+        format!("( WHERE {condition}( (AND|OR) {condition}){{0,2}})?")
+    };
+    Some(format!(
+        "^SELECT (DISTINCT )?(\\*|{item}(, {item}){{0,3}}) FROM {table}( JOIN {table} ON {column} = {column})?{where_clause}( GROUP BY {column})?( ORDER BY {item}( ASC| DESC)?)?( LIMIT [0-9]{{1,4}})?;?$"
+    ))
+}
+
+/// Aggregates and the words that ask for them. A request without any of them gets none: "What
+/// city does Bob live in?" wants a column, and a 135M model offered `MAX` for "total" or
+/// "oldest" picks it wrongly as often as not.
+const AGGREGATES: &[(&str, &[&str])] = &[
+    ("COUNT", &["how many", "number of", "count"]),
+    ("SUM", &["total", "sum", "altogether", "spend", "spent", "in all"]),
+    ("AVG", &["average", "mean"]),
+    ("MAX", &["oldest", "largest", "biggest", "highest", "most", "maximum", "max", "latest", "longest", "priciest", "greatest"]),
+    ("MIN", &["youngest", "smallest", "lowest", "least", "minimum", "min", "earliest", "shortest", "cheapest", "fewest"]),
+];
+
+/// The queries that serve `request` (see [`query_pattern`]): per table, its own columns; the
+/// aggregates the request's words ask for; conditions on the values the request names, in
+/// their own column or (for another table's value) through a subquery on the linking column
+/// (`user_id = (SELECT id FROM users WHERE name = 'Bob')`), on its numbers, and on its
+/// results. Only the tables the request names, when it names any.
+fn request_pattern(names: &Names, request: &str) -> String {
+    let words = request_words(request);
+    let lower = format!(" {} ", request.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" "));
+    let alt = |items: &[String]| items.iter().map(|i| regex::escape(i)).collect::<Vec<_>>().join("|");
+    let aggregates: Vec<&str> = AGGREGATES
+        .iter()
+        .filter(|(_, cues)| cues.iter().any(|c| lower.contains(&format!(" {c} "))))
+        .map(|(a, _)| *a)
+        .collect();
+    let named_tables: Vec<usize> = (0..names.tables.len()).filter(|&i| words.contains(&request_words(&names.tables[i]).concat())).collect();
+    let tables: Vec<usize> = if named_tables.is_empty() { (0..names.tables.len()).collect() } else { named_tables };
+    let mentioned: Vec<&(String, String, String)> = names
+        .values
+        .iter()
+        .filter(|(_, _, v)| {
+            let vw = request_words(v);
+            !vw.is_empty() && vw.iter().all(|w| words.contains(w))
+        })
+        .collect();
+    let without_refs = regex::Regex::new("#E[0-9]+").map(|re| re.replace_all(request, " ").into_owned()).unwrap_or_default();
+    let mut literals: Vec<String> = without_refs
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map(|n| n.trim_matches('.'))
+        .filter(|n| !n.is_empty() && n.len() <= 12 && n.parse::<f64>().is_ok())
+        .map(regex::escape)
+        .collect();
+    let refs: Vec<String> = super::super::references::indices_in(request).iter().map(|i| format!("#E{i}")).collect();
+    literals.extend(refs.iter().cloned());
+    let op = "(=|!=|<|>|<=|>=)";
+    let branches: Vec<String> = tables
+        .iter()
+        .map(|&ti| {
+            let t = &names.tables[ti];
+            let cols = &names.table_columns[ti];
+            let column = format!("({})", alt(cols));
+            let mut asked: Vec<String> = Vec::new();
+            for a in &aggregates {
+                asked.push(format!("{a}\\({column}\\)"));
+                if *a == "COUNT" {
+                    asked.push("COUNT\\(\\*\\)".into());
+                }
+            }
+            let item = format!("({})", asked.iter().chain([&column]).cloned().collect::<Vec<_>>().join("|"));
+            // Words that ask for an aggregate get one first; otherwise columns or `*`.
+            let first = if asked.is_empty() { format!("(\\*|{column})") } else { format!("({})", asked.join("|")) };
+            let mut conditions: Vec<String> = Vec::new();
+            // A value or a result the request names is a filter it wants (numbers may be a
+            // limit or a factor instead): with one, the WHERE is not optional.
+            let mut must_filter = false;
+            for (vt, c, v) in &mentioned {
+                let value = format!("'{}'", regex::escape(v));
+                must_filter = true;
+                if cols.contains(c) {
+                    conditions.push(format!("{} = {value}", regex::escape(c)));
+                } else if let Some(oi) = names.tables.iter().position(|x| x == vt) {
+                    // Another table's value: through the column that links to that table.
+                    let (link, key) = link(cols, vt, &names.table_columns[oi]);
+                    conditions.push(format!("{link} = \\(SELECT {key} FROM {} WHERE {} = {value}\\)", regex::escape(vt), regex::escape(c)));
+                }
+            }
+            if !literals.is_empty() {
+                conditions.push(format!("{column} {op} ({})", literals.join("|")));
+            }
+            if !refs.is_empty() {
+                must_filter = true;
+                conditions.push(format!("{column} = '({})'", refs.join("|")));
+            }
+            let where_clause = if conditions.is_empty() {
+                String::new()
+            } else {
+                let c = conditions.join("|");
+                format!("( WHERE ({c})( AND ({c}))?){}", if must_filter { "" } else { "?" })
+            };
+            format!(
+                "SELECT (DISTINCT )?{first}(, {item}){{0,2}} FROM {}{where_clause}( GROUP BY {column})?( ORDER BY {column}( ASC| DESC)?)?( LIMIT [0-9]{{1,3}})?",
+                regex::escape(t)
+            )
+        })
+        .collect();
+    format!("^({});?$", branches.join("|"))
+}
+
+/// The column (of `cols`) that links to table `other`, and the column of `other` it holds:
+/// `user_id` → `id` for `orders` and `users` (by the `<other, singular>_id` naming
+/// convention); otherwise any column of each.
+fn link(cols: &[String], other: &str, other_cols: &[String]) -> (String, String) {
+    let singular = other.strip_suffix('s').unwrap_or(other);
+    let fk = cols.iter().find(|c| c.eq_ignore_ascii_case(&format!("{singular}_id")) || c.eq_ignore_ascii_case(&format!("{other}_id")));
+    let key = other_cols.iter().find(|c| c.eq_ignore_ascii_case("id"));
+    let any = |cs: &[String]| format!("({})", cs.iter().map(|c| regex::escape(c)).collect::<Vec<_>>().join("|"));
+    match (fk, key) {
+        (Some(fk), Some(key)) => (regex::escape(fk), regex::escape(key)),
+        _ => (any(cols), any(other_cols)),
+    }
+}
+
+/// The words of `text`, lower case, without a plural `s`: `lamps` names the value `lamp`.
+fn request_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let w = w.to_lowercase();
+            match w.strip_suffix('s') {
+                Some(s) if s.len() >= 3 && !s.ends_with('s') => s.to_string(),
+                _ => w,
+            }
+        })
+        .collect()
+}
+
 fn describe_schema(conn: &Connection) -> rusqlite::Result<String> {
     let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?;
     let tables: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
@@ -120,6 +382,10 @@ fn describe_schema(conn: &Connection) -> rusqlite::Result<String> {
 impl Tool for SqlQuery {
     fn spec(&self) -> &ToolSpec {
         &self.spec
+    }
+
+    fn input_schema_for(&self, request: &str) -> Option<Value> {
+        (!self.allow_write).then(|| (self.input_schema)(Some(request)))
     }
 
     fn call(&self, input: Value) -> ToolFuture<'_> {
@@ -217,5 +483,94 @@ fn cell(v: Option<ValueRef<'_>>) -> String {
         format!("{}…", super::prefix(&s, MAX_CELL))
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shop() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, city TEXT, age INTEGER);
+             INSERT INTO users (name, city, age) VALUES ('Alice', 'Paris', 34), ('Bob', 'Berlin', 28);
+             CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER, item TEXT, price REAL);
+             INSERT INTO orders (user_id, item, price) VALUES (1, 'lamp', 25.0);",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn the_query_pattern_names_only_what_the_database_has() {
+        let pattern = query_pattern(&Names::read(&shop()).unwrap(), None).unwrap();
+        let re = regex::Regex::new(&pattern).unwrap();
+        for ok in [
+            "SELECT COUNT(*) FROM users",
+            "SELECT COUNT(*) FROM users WHERE city = 'Paris'",
+            "SELECT AVG(age) FROM users WHERE city = 'Paris' AND age > 30",
+            "SELECT name, age FROM users ORDER BY age DESC LIMIT 1",
+            "SELECT SUM(price) FROM orders WHERE user_id = (SELECT id FROM users WHERE name = 'Bob')",
+            "SELECT SUM(orders.price) FROM orders JOIN users ON orders.user_id = users.id WHERE users.name = 'Alice'",
+            "SELECT * FROM orders WHERE item LIKE '%lam%';",
+            "SELECT city, COUNT(*) FROM users GROUP BY city",
+        ] {
+            assert!(re.is_match(ok), "{ok}");
+        }
+        for bad in [
+            "SELECT COUNT(*) FROM users WHERE (1) > 30",
+            "SELECT COUNT(*) FROM customers",
+            "SELECT salary FROM users",
+            "SELECT * FROM users WHERE city = 'Pariss'",
+            "DELETE FROM users",
+            "SELECT * FROM users; DROP TABLE users",
+        ] {
+            assert!(!re.is_match(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn many_values_leave_text_literals_free_and_odd_names_out() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (v TEXT); CREATE TABLE \"odd name\" (x TEXT);").unwrap();
+        for i in 0..=MAX_PATTERN_VALUES {
+            conn.execute("INSERT INTO t VALUES (?1)", [format!("value {i}")]).unwrap();
+        }
+        let re = regex::Regex::new(&query_pattern(&Names::read(&conn).unwrap(), None).unwrap()).unwrap();
+        assert!(re.is_match("SELECT v FROM t WHERE v = 'anything at all'"));
+        assert!(!re.is_match("SELECT x FROM odd name"));
+        let empty = Connection::open_in_memory().unwrap();
+        assert_eq!(query_pattern(&Names::read(&empty).unwrap(), None), None);
+    }
+
+    #[test]
+    fn a_request_narrows_the_conditions_to_what_it_names() {
+        let names = Names::read(&shop()).unwrap();
+        let re = |request: &str| regex::Regex::new(&query_pattern(&names, Some(request)).unwrap()).unwrap();
+        let paris = re("how many users live in Paris?");
+        assert!(paris.is_match("SELECT COUNT(*) FROM users WHERE city = 'Paris'"));
+        assert!(!paris.is_match("SELECT COUNT(*) FROM users WHERE id = 1"), "no number in the request");
+        assert!(!paris.is_match("SELECT COUNT(*) FROM users WHERE name = 'Paris'"), "a value goes with its own column");
+        let older = re("how many users are older than 30?");
+        assert!(older.is_match("SELECT COUNT(*) FROM users WHERE age > 30"));
+        assert!(!older.is_match("SELECT COUNT(*) FROM users WHERE city = 'Paris'"));
+        let lamps = re("the total price of the lamps");
+        assert!(lamps.is_match("SELECT SUM(price) FROM orders WHERE item = 'lamp'"), "lamps names lamp");
+        let bob = re("how much did Bob spend?");
+        assert!(bob.is_match("SELECT SUM(price) FROM orders WHERE user_id = (SELECT id FROM users WHERE name = 'Bob')"));
+        let result = re("in which city does #E1 live?");
+        assert!(result.is_match("SELECT city FROM users WHERE name = '#E1'"));
+        assert!(!result.is_match("SELECT city FROM users WHERE id = 1"), "the 1 of #E1 is no number");
+        let alice = re("how many orders did Alice place?");
+        assert!(alice.is_match("SELECT COUNT(*) FROM orders WHERE user_id = (SELECT id FROM users WHERE name = 'Alice')"));
+        assert!(!alice.is_match("SELECT COUNT(*) FROM orders"), "a named value is a filter");
+        assert!(!alice.is_match("SELECT * FROM orders WHERE user_id = (SELECT id FROM users WHERE name = 'Alice')"), "how many: a count");
+        let bob_city = re("what city does Bob live in?");
+        assert!(bob_city.is_match("SELECT city FROM users WHERE name = 'Bob'"));
+        assert!(!bob_city.is_match("SELECT MAX(city) FROM users WHERE name = 'Bob'"), "no word asks for an aggregate");
+        let all = re("how many users are there?");
+        assert!(all.is_match("SELECT COUNT(*) FROM users"));
+        assert!(!all.is_match("SELECT COUNT(*) FROM users WHERE age > 1"), "nothing named: no WHERE");
     }
 }

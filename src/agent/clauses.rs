@@ -1,0 +1,167 @@
+//! An objective cut into clauses, the steps of a plan copied from it.
+//!
+//! A 135M planner asked for steps in its own words writes generic ones ("Use calculator to
+//! find the answer"), stops after the first operation, or pads the plan with one step per
+//! tool; asked to copy, it copies well. So the numbered planner's plan is the objective's own
+//! clauses, in order, one step each, and the model chooses the tool of each step, having
+//! read it. A plan then has as many steps as the objective has parts, never filler.
+//!
+//! A clause ends where speech begins a new action: at the end of a sentence, at `then`, and
+//! at `and` or a comma when what follows works on the result so far (`… and add 1 to it`,
+//! `…, multiply that by 25`; see [`references::refer_back`](super::references::refer_back)).
+//! `Add 345 and 655` and `Bob's age, or …` stay whole.
+
+use serde::Serialize;
+
+/// Most clauses an objective is cut into (the grammar has a rule per clause and step).
+pub const MAX_CLAUSES: usize = 8;
+
+/// One clause of an objective.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Clause {
+    /// The words that joined it to the clause before (`, then `), empty for the first.
+    pub joiner: String,
+    /// The clause itself.
+    pub text: String,
+    /// The clause as a step that begins with it reads (`Use calculator to ` + this): its
+    /// first letter in lower case unless the first word is a name or an acronym.
+    pub opening: String,
+    /// The clause as it continues the step before: `joiner` + `text`.
+    pub continued: String,
+}
+
+/// Where a clause always ends, longest first so that `, and then ` wins over `, then `.
+const ENDS: &[&str] = &[", and then ", " and then ", ", then ", " then ", "; ", ". ", "? ", "! "];
+/// Where a clause ends when what follows refers back to the result so far.
+const JOINS: &[&str] = &[", and ", " and ", ", "];
+
+/// `objective` (on one line) cut into at most `max` clauses (the last takes what is left).
+pub fn split(objective: &str, max: usize) -> Vec<Clause> {
+    let max = max.clamp(1, MAX_CLAUSES);
+    let text = objective.split_whitespace().collect::<Vec<_>>().join(" ");
+    let lower = text.to_ascii_lowercase();
+    // Candidate cuts: (offset, joiner length), in order, never overlapping.
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    let mut at = 0;
+    while at < lower.len() {
+        let found = ENDS
+            .iter()
+            .map(|j| (j, true))
+            .chain(JOINS.iter().map(|j| (j, false)))
+            .filter(|(j, _)| lower[at..].starts_with(**j))
+            .max_by_key(|(j, _)| j.len());
+        match found {
+            Some((j, always)) if at > 0 => {
+                let rest = &text[at + j.len()..];
+                // Only the words up to the next joiner: `and 655, then … the sum` is no cut.
+                let lower_rest = &lower[at + j.len()..];
+                let piece_end = ENDS.iter().chain(JOINS).filter_map(|j| lower_rest.find(j)).min().unwrap_or(rest.len());
+                let piece = &rest[..piece_end];
+                let before = &text[..at];
+                let refers_back = super::references::refer_back(piece, 1, before) != piece;
+                if (always || refers_back) && has_word(rest) {
+                    cuts.push((at, j.len()));
+                    at += j.len();
+                    continue;
+                }
+                at += 1;
+            }
+            _ => at += 1,
+        }
+        while !text.is_char_boundary(at) {
+            at += 1;
+        }
+    }
+    cuts.truncate(max - 1);
+    let mut out = Vec::with_capacity(cuts.len() + 1);
+    let mut start = 0;
+    let mut joiner = String::new();
+    for (i, len) in cuts.into_iter().chain(std::iter::once((text.len(), 0))) {
+        let piece = text[start..i].to_string();
+        if !piece.is_empty() {
+            out.push(Clause {
+                opening: opening(&piece),
+                continued: format!("{joiner}{piece}"),
+                joiner: joiner.clone(),
+                text: piece,
+            });
+        }
+        joiner = text[i..i + len].to_string();
+        start = i + len;
+    }
+    out
+}
+
+/// Whether `text` holds a word of two letters or more (not only numbers and signs).
+fn has_word(text: &str) -> bool {
+    text.split(|c: char| !c.is_alphabetic()).any(|w| w.chars().count() >= 2)
+}
+
+/// `text` as a step begins with it: `What is 2 + 2?` → `what is 2 + 2?`, but
+/// `SQL`, `Bob's` and `README.md` keep their case (a capital followed by a capital or not
+/// followed by a lower-case letter is a name or an acronym, not sentence case).
+fn opening(text: &str) -> String {
+    let mut chars = text.chars();
+    match (chars.next(), chars.next()) {
+        (Some(a), Some(b)) if a.is_uppercase() && b.is_lowercase() && !is_name(text) => {
+            let mut out: String = a.to_lowercase().collect();
+            out.push_str(&text[a.len_utf8()..]);
+            out
+        }
+        _ => text.to_string(),
+    }
+}
+
+/// Whether the first word of `text` reads as a name: followed by `'s`.
+fn is_name(text: &str) -> bool {
+    let first = text.split_whitespace().next().unwrap_or("");
+    first.ends_with("'s") || first.ends_with("’s")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(objective: &str) -> Vec<String> {
+        split(objective, MAX_CLAUSES).into_iter().map(|c| c.text).collect()
+    }
+
+    #[test]
+    fn clauses_end_where_a_new_action_begins() {
+        assert_eq!(texts("Multiply 17 by 23, then divide the result by 5."), ["Multiply 17 by 23", "divide the result by 5."]);
+        assert_eq!(texts("Add 345 and 655, then multiply the sum by 3."), ["Add 345 and 655", "multiply the sum by 3."]);
+        assert_eq!(texts("Find the port in config.ini and add 1 to it."), ["Find the port in config.ini", "add 1 to it."]);
+        assert_eq!(texts("Count the users, multiply that by 10."), ["Count the users", "multiply that by 10."]);
+        assert_eq!(
+            texts("budget.txt gives the monthly budget and the rent. How much is left after paying the rent?"),
+            ["budget.txt gives the monthly budget and the rent", "How much is left after paying the rent?"]
+        );
+        assert_eq!(texts("Which is larger, Bob's age or the team size?"), ["Which is larger, Bob's age or the team size?"]);
+        assert_eq!(texts("What is 48 divided by 4, plus 7?"), ["What is 48 divided by 4, plus 7?"]);
+        assert_eq!(texts("What is 17 * 23 + 4?"), ["What is 17 * 23 + 4?"]);
+        assert_eq!(texts("Pay 1,200 now and then 3.5 later"), ["Pay 1,200 now", "3.5 later"]);
+        assert_eq!(texts("Go. 1. 2."), ["Go. 1. 2."], "a piece without a word is no clause");
+        assert_eq!(texts("Read the brand file"), ["Read the brand file"]);
+    }
+
+    #[test]
+    fn the_clauses_rebuild_the_objective() {
+        for o in ["Subtract 250 from 1000, then divide the result by 3.", "A. B. Cc. Dd. Ee. Ff. Gg. Hh. Ii. Jj. Kk.", "Héllo wörld. Then ünïcode"] {
+            for max in [1, 2, 5, 100] {
+                let cs = split(o, max);
+                assert!(cs.len() <= max.min(MAX_CLAUSES));
+                assert_eq!(cs.iter().map(|c| c.continued.as_str()).collect::<String>(), o);
+                assert_eq!(cs[0].joiner, "");
+            }
+        }
+    }
+
+    #[test]
+    fn a_step_opens_in_lower_case_unless_a_name_or_acronym() {
+        let o = |t: &str| split(t, 1)[0].opening.clone();
+        assert_eq!(o("What is 2 + 2?"), "what is 2 + 2?");
+        assert_eq!(o("SQL: count the users"), "SQL: count the users");
+        assert_eq!(o("Bob's age times 2"), "Bob's age times 2");
+        assert_eq!(o("docs/readme.md says"), "docs/readme.md says");
+    }
+}
