@@ -6,9 +6,10 @@
 //! clauses, in order, one step each, and the model chooses the tool of each step, having
 //! read it. A plan then has as many steps as the objective has parts, never filler.
 //!
-//! A clause ends where speech begins a new action: at the end of a sentence, at `then`, and
-//! at `and` or a comma when what follows works on the result so far (`… and add 1 to it`,
-//! `…, multiply that by 25`; see [`references::refer_back`](super::references::refer_back)).
+//! A clause ends where speech begins a new action: at `then`, and at the end of a sentence,
+//! `and` or a comma when what follows works on the result so far (`… and add 1 to it`,
+//! `…? Multiply that by 25`; see [`references::refer_back`](super::references::refer_back)),
+//! and before arithmetic on a quantity named in words (`Carol's age | multiplied by 2`).
 //! `Add 345 and 655` and `Bob's age, or …` stay whole.
 
 use serde::Serialize;
@@ -31,9 +32,14 @@ pub struct Clause {
 }
 
 /// Where a clause always ends, longest first so that `, and then ` wins over `, then `.
-const ENDS: &[&str] = &[", and then ", " and then ", ", then ", " then ", "; ", ". ", "? ", "! "];
-/// Where a clause ends when what follows refers back to the result so far.
-const JOINS: &[&str] = &[", and ", " and ", ", "];
+const ENDS: &[&str] = &[", and then ", " and then ", ", then ", " then "];
+/// Where a clause ends when what follows refers back to the result so far. A sentence that
+/// does not (`What do you get?`, `It should be in the notes.`) restates or hints; it stays
+/// with the step it belongs to.
+const JOINS: &[&str] = &["; ", ". ", "? ", "! ", ", and ", " and ", ", "];
+/// Arithmetic that a clause may begin with (its left operand being the result so far):
+/// `Carol's age | multiplied by 2` is a lookup, then arithmetic on what it found.
+pub const OPERATIONS: &[&str] = &["multiplied by ", "divided by ", "plus ", "minus ", "times ", "take away "];
 
 /// `objective` (on one line) cut into at most `max` clauses (the last takes what is left).
 pub fn split(objective: &str, max: usize) -> Vec<Clause> {
@@ -58,7 +64,13 @@ pub fn split(objective: &str, max: usize) -> Vec<Clause> {
                 let piece_end = ENDS.iter().chain(JOINS).filter_map(|j| lower_rest.find(j)).min().unwrap_or(rest.len());
                 let piece = &rest[..piece_end];
                 let before = &text[..at];
-                let refers_back = super::references::refer_back(piece, 1, before) != piece;
+                // (Arithmetic a piece begins with counts only after a quantity in words.)
+                let operation = OPERATIONS.iter().any(|op| piece.to_ascii_lowercase().starts_with(op));
+                let refers_back = if operation {
+                    operation_cut(&lower, at + j.len() - 1).is_some()
+                } else {
+                    super::references::refer_back(piece, 1, before) != piece
+                };
                 if (always || refers_back) && has_word(rest) {
                     cuts.push((at, j.len()));
                     at += j.len();
@@ -66,7 +78,14 @@ pub fn split(objective: &str, max: usize) -> Vec<Clause> {
                 }
                 at += 1;
             }
-            _ => at += 1,
+            _ => {
+                if let Some(len) = operation_cut(&lower, at) {
+                    cuts.push((at, 1));
+                    at += len;
+                    continue;
+                }
+                at += 1
+            }
         }
         while !text.is_char_boundary(at) {
             at += 1;
@@ -90,6 +109,20 @@ pub fn split(objective: &str, max: usize) -> Vec<Clause> {
         start = i + len;
     }
     out
+}
+
+/// Whether a clause begins at the space at `at` of `lower`: one of [`OPERATIONS`] follows,
+/// then a number, and the word before is no number (nor `squared` or `cubed`): `Carol's age
+/// multiplied by 2`, not `12 * 3 plus 4` or `12 squared minus 44`, which are arithmetic
+/// already. Returns how far to skip.
+fn operation_cut(lower: &str, at: usize) -> Option<usize> {
+    let rest = lower[at..].strip_prefix(' ')?;
+    let op = OPERATIONS.iter().find(|op| rest.starts_with(**op))?;
+    let operand = rest[op.len()..].trim_start_matches(['$', '(']);
+    let before = lower[..at].split_whitespace().last()?;
+    let before = before.trim_end_matches([',', ')']);
+    let arithmetic = before.chars().any(|c| c.is_ascii_digit()) || matches!(before, "squared" | "cubed") || before.is_empty();
+    (operand.starts_with(|c: char| c.is_ascii_digit()) && !arithmetic).then_some(1 + op.len())
 }
 
 /// Whether `text` holds a word of two letters or more (not only numbers and signs).
@@ -134,19 +167,24 @@ mod tests {
         assert_eq!(texts("Count the users, multiply that by 10."), ["Count the users", "multiply that by 10."]);
         assert_eq!(
             texts("budget.txt gives the monthly budget and the rent. How much is left after paying the rent?"),
-            ["budget.txt gives the monthly budget and the rent", "How much is left after paying the rent?"]
+            ["budget.txt gives the monthly budget and the rent. How much is left after paying the rent?"]
         );
+        assert_eq!(texts("How many workers does config.ini set? Multiply that by 25."), ["How many workers does config.ini set", "Multiply that by 25."]);
+        assert_eq!(texts("What is 7 * 6? What do you get?"), ["What is 7 * 6? What do you get?"], "a sentence that does not refer back");
         assert_eq!(texts("Which is larger, Bob's age or the team size?"), ["Which is larger, Bob's age or the team size?"]);
         assert_eq!(texts("What is 48 divided by 4, plus 7?"), ["What is 48 divided by 4, plus 7?"]);
+        assert_eq!(texts("What is Carol's age multiplied by 2?"), ["What is Carol's age", "multiplied by 2?"]);
+        assert_eq!(texts("What is 12 squared minus 44?"), ["What is 12 squared minus 44?"]);
+        assert_eq!(texts("the rent plus the budget"), ["the rent plus the budget"], "no number after the operation");
         assert_eq!(texts("What is 17 * 23 + 4?"), ["What is 17 * 23 + 4?"]);
         assert_eq!(texts("Pay 1,200 now and then 3.5 later"), ["Pay 1,200 now", "3.5 later"]);
-        assert_eq!(texts("Go. 1. 2."), ["Go. 1. 2."], "a piece without a word is no clause");
+        assert_eq!(texts("Go on with it. 1. 2."), ["Go on with it. 1. 2."], "a piece without a word is no clause");
         assert_eq!(texts("Read the brand file"), ["Read the brand file"]);
     }
 
     #[test]
     fn the_clauses_rebuild_the_objective() {
-        for o in ["Subtract 250 from 1000, then divide the result by 3.", "A. B. Cc. Dd. Ee. Ff. Gg. Hh. Ii. Jj. Kk.", "Héllo wörld. Then ünïcode"] {
+        for o in ["Subtract 250 from 1000, then divide the result by 3.", "Aa then Bb then Cc then Dd then Ee then Ff then Gg then Hh then Ii then Jj", "Héllo wörld then ünïcode"] {
             for max in [1, 2, 5, 100] {
                 let cs = split(o, max);
                 assert!(cs.len() <= max.min(MAX_CLAUSES));

@@ -43,6 +43,10 @@ pub struct ActionRecord {
     pub truncated: bool,
     /// How long the tool took.
     pub elapsed_secs: f64,
+    /// Counts the step asked for, taken from the whole output before any cut (see
+    /// [`facts`](super::facts)); an answer may quote them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub facts: Vec<String>,
 }
 
 /// One try at a step.
@@ -171,20 +175,38 @@ pub(crate) async fn execute_step(env: &StepEnv<'_>, ctx: &PromptContext, index: 
 
 /// The single-line results a final answer may quote verbatim: this attempt's observations
 /// and earlier steps' results.
-/// Of an observation of several lines, only the lines that share the most words with the step
-/// are offered (see [`relevance::best_lines`](super::relevance::best_lines)).
+/// Of an observation of several lines, with the counts the step asks for (see
+/// [`facts`](super::facts)), only the lines that share the most words with the step are
+/// offered (see [`relevance::best_lines`](super::relevance::best_lines)).
 fn choices(ctx: &PromptContext, actions: &[ActionRecord], limits: &Limits) -> Vec<String> {
     let obs: Vec<String> = actions
         .iter()
         .rev()
         .filter(|a| !a.error)
         .map(|a| match a.observation.lines().count() {
+            // A row of `label: value` fields (`id: 3, name: Carol, city: Paris`): its fields.
+            1 if row_fields(&a.observation).len() > 1 => super::relevance::best_lines(&ctx.step, &row_fields(&a.observation).join("\n")).join("\n"),
             0 | 1 => a.observation.clone(),
-            _ => super::relevance::best_lines(&ctx.step, &a.observation).join("\n"),
+            _ => {
+                // Counts the step asked for are facts to quote too (see `facts`).
+                let text = [a.observation.trim_end()].into_iter().chain(a.facts.iter().map(String::as_str)).collect::<Vec<_>>().join("\n");
+                super::relevance::best_lines(&ctx.step, &text).join("\n")
+            }
         })
         .collect();
     let past = ctx.past_steps.iter().rev().filter(|s| !s.failed).map(|s| s.result.as_str());
     grammars::answer_choices(obs.iter().map(String::as_str).chain(past), limits)
+}
+
+/// The `label: value` fields of a one-line row as the SQL tool prints it (`id: 3, name:
+/// Carol`), or nothing for a line that is not such a row.
+fn row_fields(line: &str) -> Vec<&str> {
+    let fields: Vec<&str> = line.trim().split(", ").collect();
+    if fields.iter().all(|f| f.split_once(": ").is_some_and(|(label, _)| !label.is_empty() && !label.contains(' '))) {
+        fields
+    } else {
+        Vec::new()
+    }
 }
 
 /// The results of earlier steps by position: `#E1` is the first step run.
@@ -200,7 +222,13 @@ fn results(ctx: &PromptContext) -> Vec<String> {
 fn narrowed(env: &StepEnv<'_>, ctx: &PromptContext, tool: &ToolSpec) -> ToolSpec {
     let mut spec = tool.clone();
     if ctx.failure.is_empty() {
-        if let Some(schema) = env.registry.get(&tool.name).and_then(|t| t.input_schema_for(step_words(&ctx.step, tool))) {
+        // The request as the tool will see it: `#E1` stands for its value (`Carol`).
+        let words = step_words(&ctx.step, tool);
+        let words = super::references::substitute(&Value::String(words.to_string()), &results(ctx))
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| words.to_string());
+        if let Some(schema) = env.registry.get(&tool.name).and_then(|t| t.input_schema_for(&words)) {
             spec.input_schema = schema;
         }
     }
@@ -248,8 +276,10 @@ async fn in_words(
     let Some(field) = &tool.words_field else {
         return Ok(None);
     };
+    // Only the plan grammar's own form, `Use <tool> to <words>`.
+    let canonical = ctx.step.trim().strip_prefix("Use ").and_then(|r| r.strip_prefix(tool.name.as_str())).is_some_and(|r| r.starts_with(" to "));
     let words = step_words(&ctx.step, tool);
-    if words.is_empty() {
+    if !canonical || words.is_empty() {
         return Ok(None);
     }
     let mut input = serde_json::Map::new();
@@ -259,7 +289,7 @@ async fn in_words(
         return Ok(None);
     }
     let thought = format!("The step says it in words: {} reads them.", tool.name);
-    let record = run_tool(env, index, thought, tool.name.clone(), input, &results(ctx)).await?;
+    let record = run_tool(env, index, &ctx.step, thought, tool.name.clone(), input, &results(ctx)).await?;
     let outcome = if record.error {
         Outcome::Failed(record.observation.clone())
     } else {
@@ -311,7 +341,7 @@ async fn react(
             Err(e) => return Ok(Outcome::Failed(format!("the step's output did not parse: {e}"))),
             Ok(ReactStep::FinalAnswer { answer, .. }) => return Ok(Outcome::Done(answer)),
             Ok(ReactStep::Action { thought, call }) => {
-                let record = run_tool(env, index, thought, call.tool, call.input, &results(ctx)).await?;
+                let record = run_tool(env, index, &ctx.step, thought, call.tool, call.input, &results(ctx)).await?;
                 scratchpad.push_str(&resp.text);
                 if !scratchpad.ends_with('\n') {
                     scratchpad.push('\n');
@@ -356,7 +386,7 @@ async fn direct(
         Ok(c) => c,
         Err(e) => return Ok(Outcome::Failed(format!("the tool call did not parse: {e}"))),
     };
-    let record = run_tool(env, index, String::new(), call.tool, call.input, &results(ctx)).await?;
+    let record = run_tool(env, index, &ctx.step, String::new(), call.tool, call.input, &results(ctx)).await?;
     let outcome = if record.error {
         Outcome::Failed(record.observation.clone())
     } else {
@@ -366,11 +396,13 @@ async fn direct(
     Ok(outcome)
 }
 
-/// Runs `tool` on `input`, with the references in `input` (`#E1` …) replaced by the values
-/// of `results` (`results[0]` is `#E1`). An unknown reference is an error observation.
+/// Runs `tool` on `input` for `request` (the step), with the references in `input` (`#E1` …)
+/// replaced by the values of `results` (`results[0]` is `#E1`). An unknown reference is an
+/// error observation.
 pub(crate) async fn run_tool(
     env: &StepEnv<'_>,
     index: usize,
+    request: &str,
     thought: String,
     tool: String,
     input: Value,
@@ -410,6 +442,7 @@ pub(crate) async fn run_tool(
         o = limited => o?,
         () = env.caller.interrupt.triggered() => return Err(Halt::Interrupted),
     };
+    let facts = if obs.error { Vec::new() } else { super::facts::line_counts(request, &obs.text) };
     let (text, truncated) = truncate(&obs.text, env.config.observation_tokens, env.count_tokens);
     if !obs.error {
         *env.caller.last_observation.lock().unwrap_or_else(|e| e.into_inner()) = Some(text.clone());
@@ -430,6 +463,7 @@ pub(crate) async fn run_tool(
         error: obs.error,
         truncated,
         elapsed_secs: obs.elapsed_secs,
+        facts,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod clauses;
 mod calls;
 pub mod events;
 pub mod executor;
+pub mod facts;
 pub mod grammars;
 pub mod interrupt;
 pub mod llm;
@@ -27,7 +28,7 @@ pub mod trace;
 
 pub use calls::{ModelUsage, Usage};
 pub use interrupt::Interrupt;
-pub use runner::{Agent, AgentBuilder, AgentConfig, RunReport};
+pub use runner::{Agent, AgentBuilder, AgentConfig, Review, RunReport};
 
 /// Errors of the agent layer.
 #[derive(Debug, thiserror::Error)]

@@ -93,14 +93,19 @@ const BACK_REFERENCES: &[&str] = &[
 /// `step` with its first back reference (see [`BACK_REFERENCES`]) replaced by the name of
 /// result `previous`, unless it already names a result. `that` and `this` count where a
 /// pronoun stands (before `by`, `to`, `from`, `and` or the end), and with the noun after them
-/// when the step before (`previous_step`) spoke of it: after `customer.txt names a
-/// customer`, `that customer` is its result. `the total` counts only where `of` does not
+/// when the step before (`previous_step`) spoke of it or it is generic (`that person`, `that
+/// value`): after `customer.txt names a customer`, `that customer` is its result. `the total` counts only where `of` does not
 /// follow (`the total of` is a new quantity).
 pub fn refer_back(step: &str, previous: usize, previous_step: &str) -> String {
     if previous == 0 || !indices_in(step).is_empty() {
         return step.to_string();
     }
     let lower = step.to_ascii_lowercase();
+    // A step that begins with arithmetic (`multiplied by 2`) works on the result before.
+    let body = lower.strip_prefix("use ").and_then(|r| r.split_once(" to ")).map_or(0, |(tool, _)| "use ".len() + tool.len() + " to ".len());
+    if super::clauses::OPERATIONS.iter().any(|op| lower[body..].starts_with(op)) {
+        return format!("{}{} {}", &step[..body], name(previous), &step[body..]);
+    }
     let mut best: Option<(usize, usize)> = None;
     for phrase in BACK_REFERENCES {
         let mut from = 0;
@@ -111,7 +116,7 @@ pub fn refer_back(step: &str, previous: usize, previous_step: &str) -> String {
             let ends_word = !lower[end..].starts_with(|c: char| c.is_alphanumeric() || c == '\'' || c == '_' || c == '-');
             let next_word = after.split_whitespace().next().unwrap_or("");
             let noun = next_word.trim_end_matches(|c: char| !c.is_alphanumeric());
-            let spoken_of = noun.len() >= 3 && mentions(previous_step, noun);
+            let spoken_of = noun.len() >= 3 && (mentions(previous_step, noun) || GENERIC_NOUNS.contains(&noun));
             let (pronoun_ok, end) = match *phrase {
                 "that" | "this" if spoken_of => (true, end + (lower[end..].len() - lower[end..].trim_start().len()) + noun.len()),
                 "that" | "this" => (matches!(next_word, "" | "by" | "to" | "from" | "and" | "plus" | "minus" | "times" | "divided" | "multiplied" | "squared"), end),
@@ -131,6 +136,9 @@ pub fn refer_back(step: &str, previous: usize, previous_step: &str) -> String {
         None => step.to_string(),
     }
 }
+
+/// Nouns that, after `that` or `this`, name whatever the step before found.
+const GENERIC_NOUNS: &[&str] = &["person", "one", "value", "amount", "name", "figure", "total", "result", "thing", "item"];
 
 /// Whether `text` has `word` as a whole word, ignoring case.
 fn mentions(text: &str, word: &str) -> bool {
@@ -234,11 +242,14 @@ mod tests {
         assert_eq!(refer_back("In which city does that customer live?", 1, ""), "In which city does that customer live?");
         assert_eq!(refer_back("In which city does that customer live?", 1, "customer.txt names a customer"), "In which city does #E1 live?");
         assert_eq!(refer_back("what is that number plus 4?", 1, ""), "what is #E1 plus 4?");
+        assert_eq!(refer_back("which plot does that person have?", 1, ""), "which plot does #E1 have?");
         assert_eq!(refer_back("find the total of all orders", 1, ""), "find the total of all orders");
         assert_eq!(refer_back("edit the file", 1, ""), "edit the file", "`it` inside a word");
         assert_eq!(refer_back("add #E1 to it", 2, ""), "add #E1 to it", "a step that names a result keeps it");
         assert_eq!(refer_back("add 1 to it", 0, ""), "add 1 to it", "the first step has nothing before it");
         assert_eq!(refer_back("divide it by the result", 1, ""), "divide #E1 by the result", "only the first");
+        assert_eq!(refer_back("Use calculator to multiplied by 2?", 1, ""), "Use calculator to #E1 multiplied by 2?");
+        assert_eq!(refer_back("plus 4", 2, ""), "#E2 plus 4");
     }
 
     #[test]

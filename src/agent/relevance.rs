@@ -21,7 +21,12 @@ fn terms(text: &str) -> Vec<String> {
         let w = raw.trim_matches(|c: char| !c.is_alphanumeric() && c != '.' && c != '_');
         let w = w.trim_end_matches('.').to_lowercase();
         if w.contains('.') && w.chars().any(char::is_alphabetic) {
-            out.push(w); // a file name such as notes.txt
+            // A file name such as notes/season-2024.md: whole, and the words of its path
+            // (so that "the season notes" meets it).
+            for part in w.split(['/', '.', '-', '_']).filter(|p| p.len() >= 3 && p.chars().all(char::is_alphabetic)) {
+                out.push(stem(part));
+            }
+            out.push(w);
             continue;
         }
         if w.len() >= 3 && w.chars().all(|c| c.is_alphanumeric() || c == '_') && !STOPWORDS.contains(&w.as_str()) {
@@ -47,7 +52,7 @@ fn wanted_terms(text: &str) -> Vec<String> {
 /// `word` without its ending, so that `multiply` meets `multiplies` and `multiplied`,
 /// `divide` meets `divides` and `divided`, and `user` meets `users` (a crude stemmer: both
 /// sides go through it, so only agreement matters).
-fn stem(word: &str) -> String {
+pub(crate) fn stem(word: &str) -> String {
     let n = word.len();
     if n > 4 && (word.ends_with("ies") || word.ends_with("ied")) {
         return format!("{}y", &word[..n - 3]);
@@ -168,6 +173,7 @@ mod tests {
         assert_eq!(best_for("in which city does that customer live?", &tools), ["sql_query"]);
         assert_eq!(best_for("how many users are older than 30?", &tools), ["sql_query"], "a digit says least");
         assert_eq!(best_for("config.ini names the city", &tools), ["read_file"], "a file name says most");
+        assert_eq!(best_for("what do the notes say?", &tools), ["read_file"], "the words of a file's name");
         assert_eq!(best_for("hello there", &tools), ["calculator", "read_file", "sql_query"], "no overlap: every tool");
     }
 }

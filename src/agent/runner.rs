@@ -31,6 +31,20 @@ use super::templates::Templates;
 use super::tools::Registry;
 use super::Error;
 
+/// When the replanner is asked to continue, replan or answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Review {
+    /// After a failed step, after a supervisor's remark, and at the end of a plan whose last
+    /// step gave no one-line result (which is otherwise the answer). A plan's remaining steps
+    /// are the rest of the objective: answering before them answers with an intermediate
+    /// result, and a 135M replanner asked after every step often does (the default).
+    #[default]
+    Failures,
+    /// After every step (classic plan-and-execute; for models that judge well).
+    EveryStep,
+}
+
 /// Everything that shapes a run besides the models and tools.
 #[derive(Debug, Clone, Serialize)]
 pub struct AgentConfig {
@@ -50,6 +64,8 @@ pub struct AgentConfig {
     pub feedback: bool,
     /// System text of every prompt.
     pub persona: String,
+    /// When the replanner decides.
+    pub review: Review,
 }
 
 impl Default for AgentConfig {
@@ -65,6 +81,7 @@ impl Default for AgentConfig {
             approve_plan: false,
             feedback: false,
             persona: String::new(),
+            review: Review::default(),
         }
     }
 }
@@ -372,18 +389,22 @@ impl Run<'_> {
             // worked, they run without a decision (answering now would answer with an
             // intermediate result). The replanner decides after a failure, after a remark
             // from the supervisor, and when the plan is done.
-            if !failed && !remaining.is_empty() && self.ctx.feedback.is_empty() {
+            let every_step = self.config().review == Review::EveryStep;
+            if !every_step && !failed && !remaining.is_empty() && self.ctx.feedback.is_empty() {
                 continue;
             }
             // The last step carried out the objective's last part: a one-line result of it
             // is the answer (a 135M replanner choosing among every result so far often
             // quotes an earlier one); a longer one goes to the replanner.
-            if !failed && remaining.is_empty() {
+            if !every_step && !failed && remaining.is_empty() {
                 if let Some(answer) = self.last_result_as_answer() {
                     return Ok(End::Answered(answer));
                 }
             }
-            let decision = self.decide(!failed && !remaining.is_empty(), failed || remaining.is_empty()).await?;
+            // A remaining step that uses a result (`#E1`) needs this one: no answer yet.
+            let chained = remaining.iter().any(|s| !super::references::indices_in(s).is_empty());
+            let can_answer = failed || remaining.is_empty() || (every_step && !chained);
+            let decision = self.decide(!failed && !remaining.is_empty(), can_answer).await?;
             match decision {
                 Decision::Continue => {}
                 Decision::Answer(a) => return Ok(End::Answered(a)),
@@ -461,7 +482,7 @@ impl Run<'_> {
             let (call, action, observation, error) = match rewoo::parse_call(line, i + 1) {
                 Ok(call) => {
                     let results: Vec<String> = evidence.iter().map(|e| e.observation.clone()).collect();
-                    let a = executor::run_tool(&env, index, String::new(), call.tool.clone(), call.input.clone(), &results).await?;
+                    let a = executor::run_tool(&env, index, &self.ctx.objective, String::new(), call.tool.clone(), call.input.clone(), &results).await?;
                     let (obs, err) = (a.observation.clone(), a.error);
                     (call, Some(a), obs, err)
                 }

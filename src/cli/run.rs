@@ -19,7 +19,7 @@ use pae_local::agent::templates::Templates;
 use pae_local::agent::trace::TraceWriter;
 use pae_local::agent::tools::Registry;
 use pae_local::agent::runner::TokenCounter;
-use pae_local::agent::{Agent, AgentConfig, Interrupt, RunReport};
+use pae_local::agent::{Agent, AgentConfig, Interrupt, Review, RunReport};
 use pae_local::decode::{Engine, SamplingParams};
 
 use super::args::ModelArgs;
@@ -95,6 +95,10 @@ pub struct AgentArgs {
     /// After each step, ask for a remark that goes into the next prompt.
     #[arg(long)]
     pub feedback: bool,
+    /// When the replanner decides: after failures (and at the end of a plan without a
+    /// one-line result), or after every step.
+    #[arg(long, value_enum, default_value_t = Review::Failures)]
+    pub review: Review,
     /// Without a terminal: accept every plan and skip remarks.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -155,6 +159,7 @@ impl AgentArgs {
             approve_plan: self.approve_plan,
             feedback: self.feedback,
             persona: self.system.clone().unwrap_or_default(),
+            review: self.review,
         })
     }
 

@@ -12,7 +12,7 @@ use pae_local::agent::llm::{CallStats, Llm, LlmRequest, LlmResponse, Purpose};
 use pae_local::agent::supervisor::{PlanReview, Supervisor};
 use pae_local::agent::tools::{Registry, Tool, ToolError, ToolFuture, ToolSpec};
 use pae_local::agent::trace::TraceWriter;
-use pae_local::agent::{Agent, AgentConfig, RunReport};
+use pae_local::agent::{Agent, AgentConfig, Review, RunReport};
 use serde_json::json;
 
 use crate::fixture;
@@ -103,12 +103,15 @@ pub const CALL_CALC: &str = "Thought: I add.\nAction: calculator\nAction Input: 
 pub const FINAL_5: &str = "Thought: I have it.\nFinal Answer: 5";
 const ANSWER_5: &str = "Decision: answer\nFinal Answer: 5";
 
+/// The classic loop, the replanner deciding after every step: most of these tests script
+/// its decisions. (The default, which asks it only after failures, has its own tests.)
 fn config() -> AgentConfig {
     AgentConfig {
         executor: ExecutorConfig {
             retries: 2,
             ..ExecutorConfig::default()
         },
+        review: Review::EveryStep,
         ..AgentConfig::default()
     }
 }
@@ -658,7 +661,7 @@ fn results_flow_forward_by_name() {
     let m = Scripted::new(
         "m",
         &[
-            (Purpose::Plan, "1. Use calculator to compute 17 * 23\n2. Use calculator to compute #E1 divided by 5\n"),
+            (Purpose::Plan, "1. Use calculator on 17 * 23\n2. Use calculator on #E1 divided by 5\n"),
             (Purpose::Execute, "Thought: I multiply.\nAction: calculator\nAction Input: {\"expression\": \"17 * 23\"}\n"),
             (Purpose::Execute, "Thought: I have it.\nFinal Answer: 391"),
             (Purpose::Replan, "Decision: continue\n"),
@@ -684,6 +687,56 @@ fn results_flow_forward_by_name() {
     // The executor of step 2 sees #E1 by name.
     let prompts = m.prompts();
     assert!(prompts[4].contains("#E1 = 391"), "{}", prompts[4]);
+}
+
+/// The default loop on a plan copied from the objective: steps run one after another without
+/// a replanner call, a step saying "the result" gets the last result's name, the calculator
+/// reads a step's own words without an executor call, and the last one-line result is the
+/// answer. One model call in all.
+#[test]
+fn by_default_the_plan_runs_through_and_its_last_result_answers() {
+    let mut s = setup();
+    let m = Scripted::new("m", &[(Purpose::Plan, "1. multiply 17 by 23 (tool: calculator)\n2. divide the result by 5. (tool: calculator)\n")]);
+    let r = run(&agent(&mut s, m.clone(), AgentConfig::default()), "Multiply 17 by 23, then divide the result by 5.");
+    assert_eq!(r.status, RunStatus::Answered, "{r:?}");
+    assert_eq!(r.final_answer.as_deref(), Some("78.2"));
+    assert_eq!(r.plan, ["Use calculator to multiply 17 by 23", "Use calculator to divide the result by 5."]);
+    assert_eq!(r.steps[1].step, "Use calculator to divide #E1 by 5.", "the back reference named");
+    let inputs: Vec<_> = r.steps.iter().flat_map(|s| s.actions().map(|a| a.input.clone())).collect();
+    assert_eq!(inputs, [json!({"expression": "multiply 17 by 23"}), json!({"expression": "divide #E1 by 5."})]);
+    assert_eq!(m.left(), 0);
+    assert_eq!(m.requests.lock().unwrap().len(), 1, "only the plan was a model call");
+    // The plan grammar copied the objective's clauses and offered each its best tools.
+    let grammar = format!("{:?}", m.requests.lock().unwrap()[0].grammar);
+    assert!(grammar.contains("multiply 17 by 23") && grammar.contains("divide the result by 5."), "{grammar}");
+}
+
+/// By default a failed step still goes to the replanner, told why, and words a tool cannot
+/// read fall back to the executor model.
+#[test]
+fn by_default_a_failure_goes_to_the_replanner() {
+    let mut s = setup();
+    let m = Scripted::new(
+        "m",
+        &[
+            (Purpose::Plan, "1. find the answer (tool: calculator)\n"),
+            // The calculator cannot read "find the answer": the executor writes the input.
+            (Purpose::Execute, "Thought: I divide.\nAction: calculator\nAction Input: {\"expression\": \"1 / 0\"}\n"),
+            (Purpose::Execute, "Thought: I divide.\nAction: calculator\nAction Input: {\"expression\": \"2 / 0\"}\n"),
+            (Purpose::Replan, "Decision: replan\n1. Use calculator on 2 + 3.\n"),
+            (Purpose::Execute, CALL_CALC),
+            (Purpose::Execute, FINAL_5),
+        ],
+    );
+    let r = run(&agent(&mut s, m.clone(), AgentConfig::default()), "Find the answer.");
+    assert_eq!(r.status, RunStatus::Answered, "{r:?}");
+    assert_eq!(r.final_answer.as_deref(), Some("5"));
+    assert_eq!(r.replans, 1);
+    assert_eq!(r.steps[0].status, StepStatus::Failed);
+    assert_eq!(r.steps[0].attempts.len(), 3, "the words, then two tries of the model");
+    let replan_prompt = m.prompts()[3].clone();
+    assert!(replan_prompt.contains("The last step failed"), "{replan_prompt}");
+    assert_eq!(m.left(), 0);
 }
 
 #[test]

@@ -274,7 +274,7 @@ mod agent {
     use pae_local::agent::events::{Event, Observer, RunStatus};
     use pae_local::agent::llm::Purpose;
     use pae_local::agent::tools::Registry;
-    use pae_local::agent::{Agent, Interrupt, RunReport};
+    use pae_local::agent::{Agent, AgentConfig, Interrupt, Review, RunReport};
 
     use crate::agent_flow::{Recorder, Scripted, Slow, CALL_CALC, CALL_SLOW, FINAL_5, PLAN_CALC};
     use crate::fixture;
@@ -348,7 +348,11 @@ mod agent {
                 (Purpose::Replan, "Decision: continue\n"),
             ],
         );
-        let a = Agent::builder().model(m).tools(fixture::registry(&f)).build().unwrap();
+        let config = AgentConfig {
+            review: Review::EveryStep,
+            ..AgentConfig::default()
+        };
+        let a = Agent::builder().model(m).tools(fixture::registry(&f)).config(config).build().unwrap();
         let r = run(&a);
         assert_eq!(r.status, RunStatus::Error, "{r:?}");
         assert!(r.error.as_deref().unwrap_or("").contains("continue"), "{r:?}");

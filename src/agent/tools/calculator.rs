@@ -58,9 +58,21 @@ impl Tool for Calculator {
             let expr = str_field(&input, "expression")?.to_string();
             // Off the async threads: big-number work is bounded but not instant, and the
             // registry's timeout can only fire while this future waits.
-            blocking(move |_| evaluate(&expr).map(|v| format_number(&v)).map_err(ToolError::Failed)).await
+            blocking(move |_| evaluate_words(&expr).map(|v| format_number(&v)).map_err(ToolError::Failed)).await
         })
     }
+}
+
+/// Evaluates `text`, or else its first sentence: a request in words may end with a remark
+/// or a question about the result (`divide 200 by 8. What do you get?`). The error is the
+/// whole text's.
+fn evaluate_words(text: &str) -> Result<BigRational, String> {
+    evaluate(text).or_else(|e| {
+        match [". ", "? ", "! ", "; "].iter().filter_map(|end| text.find(end)).min() {
+            Some(i) => evaluate(&text[..i]).map_err(|_| e),
+            None => Err(e),
+        }
+    })
 }
 
 /// Operators people (and models) spell out, and their symbols. Longest first.
@@ -68,6 +80,7 @@ const WORDS: &[(&str, &str)] = &[
     ("to the power of", "^"),
     ("raised to", "^"),
     ("multiplied by", "*"),
+    ("take away", "-"),
     ("divided by", "/"),
     ("squared", "^2"),
     ("cubed", "^3"),
@@ -443,6 +456,10 @@ mod tests {
         assert_eq!(calc("What is 12 squared minus 44?"), "100");
         assert_eq!(calc("Compute 15 squared minus 11 squared."), "104");
         assert_eq!(calc("395 and add 1 to it"), "396");
+        assert_eq!(calc("1620 take away 299"), "1321");
+        let words = |t: &str| evaluate_words(t).map(|v| format_number(&v)).unwrap_or_else(|e| format!("error: {e}"));
+        assert_eq!(words("divide 200 by 8. What do you get?"), "25");
+        assert!(words("What do you get? 200 / 8").starts_with("error"), "only the first sentence, and the whole text's error");
     }
 
     #[test]

@@ -205,6 +205,8 @@ impl Tool for ListDir {
 pub struct ReadFile {
     ws: Arc<Workspace>,
     spec: ToolSpec,
+    /// The files the input schema lists (none when any path is accepted).
+    listed: Vec<String>,
 }
 
 /// Workspaces with at most this many files have them listed: in the description, and as the
@@ -216,12 +218,17 @@ impl ReadFile {
     /// them, so a constrained model can only name a file that exists.
     pub fn new(ws: Arc<Workspace>) -> Self {
         let files = ws.file_names(MAX_LISTED_FILES + 1);
-        let path = if !files.is_empty() && files.len() <= MAX_LISTED_FILES {
+        let listed = !files.is_empty() && files.len() <= MAX_LISTED_FILES;
+        let path = if listed {
             json!({"enum": files, "description": "file, relative to the workspace"})
         } else {
             path_schema("file, relative to the workspace")
         };
-        Self::with_path_schema(ws, path, &files)
+        let mut tool = Self::with_path_schema(ws, path, &files);
+        if listed {
+            tool.listed = files;
+        }
+        tool
     }
 
     /// Reads any path inside the workspace (for runs that also write files).
@@ -236,6 +243,7 @@ impl ReadFile {
         let example = files.first().cloned().unwrap_or_else(|| "notes.txt".into());
         Self {
             ws,
+            listed: Vec::new(),
             spec: ToolSpec::new(
                 "read_file",
                 format!("Reads a text file of the workspace and returns its text.{listing}"),
@@ -249,6 +257,16 @@ impl ReadFile {
 impl Tool for ReadFile {
     fn spec(&self) -> &ToolSpec {
         &self.spec
+    }
+
+    /// Of the listed files, those whose path shares the most words with the request ("the
+    /// garden settings file" → `settings/garden.ini`), when any shares one: a 135M model
+    /// picking among every file takes one near the top of the list.
+    fn input_schema_for(&self, request: &str) -> Option<Value> {
+        let best = files_named(request, &self.listed);
+        (!best.is_empty()).then(|| {
+            json!({"type": "object", "properties": {"path": {"enum": best, "description": "file, relative to the workspace"}}, "required": ["path"], "additionalProperties": false})
+        })
     }
 
     fn call(&self, input: Value) -> ToolFuture<'_> {
@@ -275,6 +293,21 @@ impl Tool for ReadFile {
             .await
         })
     }
+}
+
+/// The files of `files` whose path words (`notes/season-2024.md`: notes, season, md) the
+/// request shares most, stemmed; none when no file shares any.
+fn files_named(request: &str, files: &[String]) -> Vec<String> {
+    let words = |t: &str| -> Vec<String> {
+        t.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.len() >= 3 && w.chars().all(char::is_alphabetic))
+            .map(|w| crate::agent::relevance::stem(&w.to_lowercase()))
+            .collect()
+    };
+    let wanted = words(request);
+    let scores: Vec<usize> = files.iter().map(|f| words(f).iter().filter(|w| wanted.contains(w)).count()).collect();
+    let top = scores.iter().copied().max().unwrap_or(0);
+    files.iter().zip(&scores).filter(|(_, &s)| top > 0 && s == top).map(|(f, _)| f.clone()).collect()
 }
 
 /// Reads at most `max` bytes. `path` is already resolved (no link in it); on Unix the last
@@ -474,5 +507,19 @@ impl Tool for WriteFile {
             })
             .await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::files_named;
+
+    #[test]
+    fn a_request_names_files_by_the_words_of_their_paths() {
+        let files: Vec<String> = ["README.txt", "notes/season-2024.md", "seeds.txt", "settings/garden.ini"].map(String::from).to_vec();
+        assert_eq!(files_named("how many plots does the garden settings file set?", &files), ["settings/garden.ini"]);
+        assert_eq!(files_named("what do the season notes say?", &files), ["notes/season-2024.md"]);
+        assert_eq!(files_named("how many seeds are listed in seeds.txt?", &files), ["seeds.txt"]);
+        assert!(files_named("which file mentions water?", &files).is_empty(), "nothing named: every file stays");
     }
 }

@@ -28,8 +28,8 @@ pub struct SqlQuery {
     path: PathBuf,
     allow_write: bool,
     spec: ToolSpec,
-    /// The input schema for a request (see [`query_pattern`]).
-    input_schema: Box<dyn Fn(Option<&str>) -> Value + Send + Sync>,
+    /// What a request's query pattern is built from (see [`query_pattern`]).
+    names: Names,
 }
 
 /// The tool's input schema, its query held to `pattern` when there is one.
@@ -49,22 +49,15 @@ impl SqlQuery {
         let schema = describe_schema(&conn).map_err(|e| format!("cannot read the schema of `{}`: {e}", path.display()))?;
         let example = example_query(&conn).unwrap_or_else(|| "SELECT COUNT(*) FROM sqlite_master".into());
         let mode = if allow_write { "" } else { " (read-only)" };
-        let names = if allow_write {
-            Names::default()
-        } else {
-            Names::read(&conn).map_err(|e| format!("cannot read the schema of `{}`: {e}", path.display()))?
-        };
+        let names = Names::read(&conn).map_err(|e| format!("cannot read the schema of `{}`: {e}", path.display()))?;
         Ok(Self {
             path: path.to_path_buf(),
             allow_write,
-            input_schema: {
-                let names = names.clone();
-                Box::new(move |request| query_schema(query_pattern(&names, request)))
-            },
+            names,
             spec: ToolSpec::new(
                 "sql_query",
                 format!("Looks up data: runs one SQL query on the SQLite database{mode} and returns the rows. Tables: {schema}."),
-                query_schema(query_pattern(&names, None)),
+                query_schema(None),
                 json!({ "query": example }),
             ),
         })
@@ -167,81 +160,36 @@ impl Names {
     }
 }
 
-/// A regular expression for the read-only queries a model may write on this database: one
-/// `SELECT` of columns, `*` or aggregates from a table (optionally joined to another), with
-/// `WHERE` conditions, `GROUP BY`, `ORDER BY` and `LIMIT`, naming only the tables and columns
-/// the database has, and as text literals only values it holds (when there are few).
-///
-/// With a `request` (the plan step the query serves), the conditions are narrowed to what the
-/// request says: a text value the database holds and the request names, with its own column
-/// (`city = 'Paris'` for "users who live in Paris"), the request's numbers, and its results
-/// (`#E1`). A request that names none gets no `WHERE`.
-///
-/// A 135M model writing SQL freely invents columns (`WHERE (1) > 30`) and filters by the
-/// wrong one (`WHERE id = 1` for "who live in Paris"); offered the real names and values, it
-/// copies them. Schema-derived, so it fits any database; `None` for one without tables.
-/// Writes (`--allow-sql-write`) are not constrained.
-fn query_pattern(names: &Names, request: Option<&str>) -> Option<String> {
-    if names.tables.is_empty() || names.columns.is_empty() {
-        return None;
-    }
-    let alt = |items: &mut dyn Iterator<Item = &str>| items.map(regex::escape).collect::<Vec<_>>().join("|");
-    let table = format!("({})", alt(&mut names.tables.iter().map(String::as_str)));
-    let column = format!("({table}\\.)?({})", alt(&mut names.columns.iter().map(String::as_str)));
-    let item = format!("(COUNT\\(\\*\\)|(COUNT|SUM|AVG|MIN|MAX)\\({column}\\)|{column})");
-    let op = "(=|!=|<|>|<=|>=)";
-    let reference = "#E[1-9][0-9]{0,2}";
-    let conditions: Vec<String> = match request {
-        None => {
-            let text = if names.values.is_empty() {
-                "'[^'\\n]{0,60}'".to_string()
-            } else {
-                let mut values: Vec<&str> = Vec::new();
-                for (_, _, v) in &names.values {
-                    if !values.contains(&v.as_str()) {
-                        values.push(v);
-                    }
-                }
-                format!("'({reference}|{})'", alt(&mut values.into_iter()))
-            };
-            let literal = format!("({text}|-?[0-9]{{1,12}}(\\.[0-9]{{1,6}})?|{reference})");
-            vec![
-                format!("{column} {op} {literal}"),
-                format!("{column} LIKE '[^'\\n]{{1,40}}'"),
-            ]
-        }
-        Some(request) => return Some(request_pattern(names, request)),
-    };
-    let where_clause = if conditions.is_empty() {
-        String::new()
-    } else {
-        let simple = conditions.join("|");
-        let subquery = format!("\\(SELECT {item} FROM {table} WHERE ({simple})\\)");
-        let condition = format!("({simple}|{column} {op} {subquery})");
-        format!("( WHERE {condition}( (AND|OR) {condition}){{0,2}})?")
-    };
-    Some(format!(
-        "^SELECT (DISTINCT )?(\\*|{item}(, {item}){{0,3}}) FROM {table}( JOIN {table} ON {column} = {column})?{where_clause}( GROUP BY {column})?( ORDER BY {item}( ASC| DESC)?)?( LIMIT [0-9]{{1,4}})?;?$"
-    ))
-}
-
 /// Aggregates and the words that ask for them. A request without any of them gets none: "What
 /// city does Bob live in?" wants a column, and a 135M model offered `MAX` for "total" or
 /// "oldest" picks it wrongly as often as not.
 const AGGREGATES: &[(&str, &[&str])] = &[
-    ("COUNT", &["how many", "number of", "count"]),
-    ("SUM", &["total", "sum", "altogether", "spend", "spent", "in all"]),
+    ("COUNT", crate::agent::facts::COUNT_CUES),
+    ("SUM", &["total", "sum", "altogether", "combined", "add up", "added up", "spend", "spent", "in all"]),
     ("AVG", &["average", "mean"]),
     ("MAX", &["oldest", "largest", "biggest", "highest", "most", "maximum", "max", "latest", "longest", "priciest", "greatest"]),
     ("MIN", &["youngest", "smallest", "lowest", "least", "minimum", "min", "earliest", "shortest", "cheapest", "fewest"]),
 ];
 
-/// The queries that serve `request` (see [`query_pattern`]): per table, its own columns; the
-/// aggregates the request's words ask for; conditions on the values the request names, in
-/// their own column or (for another table's value) through a subquery on the linking column
-/// (`user_id = (SELECT id FROM users WHERE name = 'Bob')`), on its numbers, and on its
-/// results. Only the tables the request names, when it names any.
-fn request_pattern(names: &Names, request: &str) -> String {
+/// A regular expression for the read-only queries that serve `request` (the plan step a
+/// query is for) on this database: per table, one `SELECT` of its own columns, `*`, or the
+/// aggregates the request's words ask for (see [`AGGREGATES`]), with `WHERE` conditions on
+/// the text values the database holds and the request names, in their own column or (for
+/// another table's value) through a subquery on the linking column (`user_id = (SELECT id
+/// FROM users WHERE name = 'Bob')`), on the request's numbers, and on its results (`#E1`);
+/// then `GROUP BY`, `ORDER BY`, `LIMIT`. Only the tables the request names or with a column
+/// it names, when there are any. A named value or result is a filter: the
+/// `WHERE` is then not optional.
+///
+/// A 135M model writing SQL freely invents columns (`WHERE (1) > 30`), filters by the wrong
+/// one (`WHERE id = 1` for "who live in Paris") or none, and takes `MAX` for "total"; offered
+/// the names, values and aggregates the request speaks of, it copies them. Derived from the
+/// schema and the request's words, so it fits any database. It guides a first try only (see
+/// [`Tool::input_schema_for`]): the tool itself runs any read-only query.
+fn query_pattern(names: &Names, request: &str) -> Option<String> {
+    if names.tables.is_empty() {
+        return None;
+    }
     let words = request_words(request);
     let lower = format!(" {} ", request.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" "));
     let alt = |items: &[String]| items.iter().map(|i| regex::escape(i)).collect::<Vec<_>>().join("|");
@@ -250,8 +198,14 @@ fn request_pattern(names: &Names, request: &str) -> String {
         .filter(|(_, cues)| cues.iter().any(|c| lower.contains(&format!(" {c} "))))
         .map(|(a, _)| *a)
         .collect();
-    let named_tables: Vec<usize> = (0..names.tables.len()).filter(|&i| words.contains(&request_words(&names.tables[i]).concat())).collect();
-    let tables: Vec<usize> = if named_tables.is_empty() { (0..names.tables.len()).collect() } else { named_tables };
+    // The tables the request names or with a column it names ("city"); else all. A name of
+    // several words (`joined_year`) is named by any of them but `id`.
+    let named = |name: &str| request_words(name).iter().any(|w| w.len() >= 3 && w != "id" && words.contains(w));
+    let mut tables: Vec<usize> =
+        (0..names.tables.len()).filter(|&i| named(&names.tables[i]) || names.table_columns[i].iter().any(|c| named(c))).collect();
+    if tables.is_empty() {
+        tables = (0..names.tables.len()).collect();
+    }
     let mentioned: Vec<&(String, String, String)> = names
         .values
         .iter()
@@ -284,8 +238,16 @@ fn request_pattern(names: &Names, request: &str) -> String {
                 }
             }
             let item = format!("({})", asked.iter().chain([&column]).cloned().collect::<Vec<_>>().join("|"));
-            // Words that ask for an aggregate get one first; otherwise columns or `*`.
-            let first = if asked.is_empty() { format!("(\\*|{column})") } else { format!("({})", asked.join("|")) };
+            // Words that ask for an aggregate get one first; else the columns the request
+            // names ("what city …"); else any column or `*`.
+            let named_cols: Vec<String> = cols.iter().filter(|c| named(c)).cloned().collect();
+            let first = if !asked.is_empty() {
+                format!("({})", asked.join("|"))
+            } else if !named_cols.is_empty() {
+                format!("({})", alt(&named_cols))
+            } else {
+                format!("(\\*|{column})")
+            };
             let mut conditions: Vec<String> = Vec::new();
             // A value or a result the request names is a filter it wants (numbers may be a
             // limit or a factor instead): with one, the WHERE is not optional.
@@ -296,13 +258,17 @@ fn request_pattern(names: &Names, request: &str) -> String {
                 if cols.contains(c) {
                     conditions.push(format!("{} = {value}", regex::escape(c)));
                 } else if let Some(oi) = names.tables.iter().position(|x| x == vt) {
-                    // Another table's value: through the column that links to that table.
-                    let (link, key) = link(cols, vt, &names.table_columns[oi]);
+                    // Another table's value: through the column that links the two tables.
+                    let (link, key) = link(t, cols, vt, &names.table_columns[oi]);
                     conditions.push(format!("{link} = \\(SELECT {key} FROM {} WHERE {} = {value}\\)", regex::escape(vt), regex::escape(c)));
                 }
             }
             if !literals.is_empty() {
                 conditions.push(format!("{column} {op} ({})", literals.join("|")));
+            }
+            if names.too_many {
+                // Too many values to list: any text, in any column.
+                conditions.push(format!("{column} = '[^'\\n]{{1,60}}'"));
             }
             if !refs.is_empty() {
                 must_filter = true;
@@ -320,34 +286,38 @@ fn request_pattern(names: &Names, request: &str) -> String {
             )
         })
         .collect();
-    format!("^({});?$", branches.join("|"))
+    Some(format!("^({});?$", branches.join("|")))
 }
 
-/// The column (of `cols`) that links to table `other`, and the column of `other` it holds:
-/// `user_id` → `id` for `orders` and `users` (by the `<other, singular>_id` naming
-/// convention); otherwise any column of each.
-fn link(cols: &[String], other: &str, other_cols: &[String]) -> (String, String) {
-    let singular = other.strip_suffix('s').unwrap_or(other);
-    let fk = cols.iter().find(|c| c.eq_ignore_ascii_case(&format!("{singular}_id")) || c.eq_ignore_ascii_case(&format!("{other}_id")));
-    let key = other_cols.iter().find(|c| c.eq_ignore_ascii_case("id"));
+/// The column of table `t` (with `cols`) that links to table `other`, and the column of
+/// `other` it holds: `orders.user_id` → `users.id`, or the other way, `users.id` ←
+/// `orders.user_id` (by the `<table, singular>_id` naming convention); otherwise any column of
+/// each.
+fn link(t: &str, cols: &[String], other: &str, other_cols: &[String]) -> (String, String) {
+    let key_of = |table: &str, columns: &[String]| -> Option<String> {
+        let singular = table.strip_suffix('s').unwrap_or(table);
+        columns
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(&format!("{singular}_id")) || c.eq_ignore_ascii_case(&format!("{table}_id")))
+            .cloned()
+    };
+    let id = |columns: &[String]| columns.iter().find(|c| c.eq_ignore_ascii_case("id")).cloned();
     let any = |cs: &[String]| format!("({})", cs.iter().map(|c| regex::escape(c)).collect::<Vec<_>>().join("|"));
-    match (fk, key) {
-        (Some(fk), Some(key)) => (regex::escape(fk), regex::escape(key)),
-        _ => (any(cols), any(other_cols)),
+    if let (Some(fk), Some(key)) = (key_of(other, cols), id(other_cols)) {
+        return (regex::escape(&fk), regex::escape(&key));
     }
+    if let (Some(key), Some(fk)) = (id(cols), key_of(t, other_cols)) {
+        return (regex::escape(&key), regex::escape(&fk));
+    }
+    (any(cols), any(other_cols))
 }
 
-/// The words of `text`, lower case, without a plural `s`: `lamps` names the value `lamp`.
+/// The words of `text`, lower case and stemmed: `lamps` names the value `lamp`, `tomato` the
+/// value `Tomatoes`.
 fn request_words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(|w| {
-            let w = w.to_lowercase();
-            match w.strip_suffix('s') {
-                Some(s) if s.len() >= 3 && !s.ends_with('s') => s.to_string(),
-                _ => w,
-            }
-        })
+        .map(|w| crate::agent::relevance::stem(&w.to_lowercase()))
         .collect()
 }
 
@@ -385,7 +355,11 @@ impl Tool for SqlQuery {
     }
 
     fn input_schema_for(&self, request: &str) -> Option<Value> {
-        (!self.allow_write).then(|| (self.input_schema)(Some(request)))
+        // Writes are not guided: the pattern knows only SELECT.
+        if self.allow_write {
+            return None;
+        }
+        query_pattern(&self.names, request).map(|p| query_schema(Some(p)))
     }
 
     fn call(&self, input: Value) -> ToolFuture<'_> {
@@ -504,27 +478,22 @@ mod tests {
 
     #[test]
     fn the_query_pattern_names_only_what_the_database_has() {
-        let pattern = query_pattern(&Names::read(&shop()).unwrap(), None).unwrap();
-        let re = regex::Regex::new(&pattern).unwrap();
+        let re = regex::Regex::new(&query_pattern(&Names::read(&shop()).unwrap(), "the age of users in Paris older than 30").unwrap()).unwrap();
         for ok in [
-            "SELECT COUNT(*) FROM users",
-            "SELECT COUNT(*) FROM users WHERE city = 'Paris'",
-            "SELECT AVG(age) FROM users WHERE city = 'Paris' AND age > 30",
-            "SELECT name, age FROM users ORDER BY age DESC LIMIT 1",
-            "SELECT SUM(price) FROM orders WHERE user_id = (SELECT id FROM users WHERE name = 'Bob')",
-            "SELECT SUM(orders.price) FROM orders JOIN users ON orders.user_id = users.id WHERE users.name = 'Alice'",
-            "SELECT * FROM orders WHERE item LIKE '%lam%';",
-            "SELECT city, COUNT(*) FROM users GROUP BY city",
+            "SELECT age FROM users WHERE city = 'Paris' AND age > 30",
+            "SELECT age, name FROM users WHERE city = 'Paris' ORDER BY age DESC LIMIT 1",
+            "SELECT age, city FROM users WHERE age > 30 GROUP BY city;",
         ] {
             assert!(re.is_match(ok), "{ok}");
         }
         for bad in [
-            "SELECT COUNT(*) FROM users WHERE (1) > 30",
-            "SELECT COUNT(*) FROM customers",
+            "SELECT age FROM users WHERE (1) > 30",
+            "SELECT age FROM customers",
             "SELECT salary FROM users",
-            "SELECT * FROM users WHERE city = 'Pariss'",
+            "SELECT age FROM users WHERE city = 'Pariss'",
             "DELETE FROM users",
-            "SELECT * FROM users; DROP TABLE users",
+            "SELECT age FROM users; DROP TABLE users",
+            "SELECT age FROM users",
         ] {
             assert!(!re.is_match(bad), "{bad}");
         }
@@ -537,17 +506,17 @@ mod tests {
         for i in 0..=MAX_PATTERN_VALUES {
             conn.execute("INSERT INTO t VALUES (?1)", [format!("value {i}")]).unwrap();
         }
-        let re = regex::Regex::new(&query_pattern(&Names::read(&conn).unwrap(), None).unwrap()).unwrap();
-        assert!(re.is_match("SELECT v FROM t WHERE v = 'anything at all'"));
+        let re = regex::Regex::new(&query_pattern(&Names::read(&conn).unwrap(), "which v is value 7").unwrap()).unwrap();
+        assert!(re.is_match("SELECT v FROM t WHERE v = 'value 7'"));
         assert!(!re.is_match("SELECT x FROM odd name"));
         let empty = Connection::open_in_memory().unwrap();
-        assert_eq!(query_pattern(&Names::read(&empty).unwrap(), None), None);
+        assert_eq!(query_pattern(&Names::read(&empty).unwrap(), "anything"), None);
     }
 
     #[test]
     fn a_request_narrows_the_conditions_to_what_it_names() {
         let names = Names::read(&shop()).unwrap();
-        let re = |request: &str| regex::Regex::new(&query_pattern(&names, Some(request)).unwrap()).unwrap();
+        let re = |request: &str| regex::Regex::new(&query_pattern(&names, request).unwrap()).unwrap();
         let paris = re("how many users live in Paris?");
         assert!(paris.is_match("SELECT COUNT(*) FROM users WHERE city = 'Paris'"));
         assert!(!paris.is_match("SELECT COUNT(*) FROM users WHERE id = 1"), "no number in the request");
@@ -557,6 +526,10 @@ mod tests {
         assert!(!older.is_match("SELECT COUNT(*) FROM users WHERE city = 'Paris'"));
         let lamps = re("the total price of the lamps");
         assert!(lamps.is_match("SELECT SUM(price) FROM orders WHERE item = 'lamp'"), "lamps names lamp");
+        let orders_of = re("what did the user in Berlin buy? give the item");
+        assert!(orders_of.is_match("SELECT item FROM orders WHERE user_id = (SELECT id FROM users WHERE city = 'Berlin')"));
+        let buyer = re("who bought the lamp? give the user's name");
+        assert!(buyer.is_match("SELECT name FROM users WHERE id = (SELECT user_id FROM orders WHERE item = 'lamp')"), "the link the other way");
         let bob = re("how much did Bob spend?");
         assert!(bob.is_match("SELECT SUM(price) FROM orders WHERE user_id = (SELECT id FROM users WHERE name = 'Bob')"));
         let result = re("in which city does #E1 live?");
@@ -569,6 +542,10 @@ mod tests {
         let bob_city = re("what city does Bob live in?");
         assert!(bob_city.is_match("SELECT city FROM users WHERE name = 'Bob'"));
         assert!(!bob_city.is_match("SELECT MAX(city) FROM users WHERE name = 'Bob'"), "no word asks for an aggregate");
+        let city = re("in which city does Alice live?");
+        assert!(city.is_match("SELECT city FROM users WHERE name = 'Alice'"));
+        assert!(!city.is_match("SELECT * FROM users WHERE name = 'Alice'"), "the column named comes first");
+        assert!(!city.is_match("SELECT id FROM orders WHERE id = 1"), "only the table with a column named");
         let all = re("how many users are there?");
         assert!(all.is_match("SELECT COUNT(*) FROM users"));
         assert!(!all.is_match("SELECT COUNT(*) FROM users WHERE age > 1"), "nothing named: no WHERE");
