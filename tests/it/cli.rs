@@ -209,13 +209,21 @@ fn run_answers_with_a_json_report_and_a_trace() {
 
 #[test]
 fn plan_prints_steps_and_raw_text() {
-    for kind in ["numbered", "json"] {
+    for kind in ["numbered", "free", "json"] {
         let o = pae(&["plan", "-q", "--json", "--temp", "0", "--planner", kind, "What is 17 * 23 + 4?"]);
         assert!(o.status.success(), "{}", stderr(&o));
         let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
         let steps = v["steps"].as_array().unwrap();
         assert!(!steps.is_empty() && steps.len() <= 4, "{v}");
-        assert!(v["raw"].as_str().unwrap().contains(steps[0].as_str().unwrap()), "{v}");
+        let (raw, first) = (v["raw"].as_str().unwrap(), steps[0].as_str().unwrap());
+        if kind == "numbered" {
+            // The objective's one clause, its tool after it, read as `Use <tool> to <clause>`.
+            let tool = first.strip_prefix("Use ").and_then(|r| r.split_once(" to ")).map(|(t, _)| t).unwrap_or_default();
+            assert_eq!(raw, format!("1. what is 17 * 23 + 4? (tool: {tool})\n"), "{v}");
+            assert_eq!(first, format!("Use {tool} to what is 17 * 23 + 4?"), "{v}");
+        } else {
+            assert!(raw.contains(first), "{v}");
+        }
     }
 }
 
