@@ -174,19 +174,24 @@ pub(crate) async fn execute_step(env: &StepEnv<'_>, ctx: &PromptContext, index: 
 }
 
 /// The single-line results a final answer may quote verbatim: this attempt's observations
-/// and earlier steps' results.
-/// Of an observation of several lines, with the counts the step asks for (see
-/// [`facts`](super::facts)), only the lines that share the most words with the step are
-/// offered (see [`relevance::best_lines`](super::relevance::best_lines)).
+/// and earlier steps' results. Of an observation of several lines (with the counts the step
+/// asked for, see [`facts`](super::facts)) or of a row's fields, only those that share the
+/// most words with the step (see [`relevance::best_lines`](super::relevance::best_lines)).
 fn choices(ctx: &PromptContext, actions: &[ActionRecord], limits: &Limits) -> Vec<String> {
     let obs: Vec<String> = actions
         .iter()
         .rev()
         .filter(|a| !a.error)
         .map(|a| match a.observation.lines().count() {
-            // A row of `label: value` fields (`id: 3, name: Carol, city: Paris`): its fields.
-            1 if row_fields(&a.observation).len() > 1 => super::relevance::best_lines(&ctx.step, &row_fields(&a.observation).join("\n")).join("\n"),
-            0 | 1 => a.observation.clone(),
+            0 | 1 => {
+                // A row of `label: value` fields (`id: 3, name: Carol, city: Paris`): its fields.
+                let fields = row_fields(&a.observation);
+                if fields.len() > 1 {
+                    super::relevance::best_lines(&ctx.step, &fields.join("\n")).join("\n")
+                } else {
+                    a.observation.clone()
+                }
+            }
             _ => {
                 // Counts the step asked for are facts to quote too (see `facts`).
                 let text = [a.observation.trim_end()].into_iter().chain(a.facts.iter().map(String::as_str)).collect::<Vec<_>>().join("\n");
