@@ -15,7 +15,7 @@ use crate::model::Message;
 use super::Error;
 
 /// Which part of the agent a call serves (for traces and scripted models).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     Plan,

@@ -18,6 +18,7 @@ pub mod planner;
 pub mod prompt;
 pub mod references;
 pub mod relevance;
+pub mod replay;
 mod replanner;
 pub mod rewoo;
 pub mod runner;

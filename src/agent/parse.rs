@@ -21,15 +21,20 @@ pub fn plan(text: &str, max_steps: usize) -> Result<Vec<String>, Error> {
 
 /// The steps in order, each kept once, each cut before any error text a model copied into it
 /// from a failure it was shown (`…: Error: SQL error: …`); a step left empty is dropped. A
-/// plan is made of steps, never of error text.
+/// plan is made of steps, never of error text. A repeat is the same words as an earlier
+/// step, whatever their case, spacing or final stop: a plan that does one thing twice never
+/// gains by it (a small model asked for four steps writes one four times).
 pub fn without_repeats(steps: Vec<String>) -> Vec<String> {
+    let words = |s: &str| -> String {
+        s.trim_end_matches(['.', '!', '?', ' ']).split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    };
     let mut out: Vec<String> = Vec::with_capacity(steps.len());
     for s in steps {
         let s = match s.find("Error:") {
             Some(i) => s[..i].trim_end().trim_end_matches(':').trim_end().to_string(),
             None => s,
         };
-        if !s.is_empty() && !out.contains(&s) {
+        if !s.is_empty() && !out.iter().any(|o| words(o) == words(&s)) {
             out.push(s);
         }
     }
@@ -228,6 +233,15 @@ mod tests {
             serde_json::json!({"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"], "additionalProperties": false}),
             serde_json::json!({"expression": "1 + 1"}),
         )]
+    }
+
+    #[test]
+    fn a_step_said_again_is_dropped() {
+        let text = "1. Use ask_human to ask the person to calculate 12 * 12.\n2. Use ask_human to ask the person to calculate 12 * 12.\n3. use ask_human to ask  the person to calculate 12 * 12\n4. Use calculator to add 1 to #E1\n";
+        assert_eq!(
+            plan(text, 4).unwrap(),
+            ["Use ask_human to ask the person to calculate 12 * 12.", "Use calculator to add 1 to #E1"]
+        );
     }
 
     #[test]

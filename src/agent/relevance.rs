@@ -92,11 +92,16 @@ fn scores(text: &str, tools: &[ToolSpec]) -> Vec<usize> {
         .collect()
 }
 
-/// The tools, most relevant to `objective` first (stable among equals).
+/// The tools, most relevant to `objective` first (stable among equals); last-resort tools
+/// come after all others whatever they share with it.
 pub fn rank(objective: &str, tools: &[ToolSpec]) -> Vec<ToolSpec> {
     let scores = scores(objective, tools);
     let mut order: Vec<usize> = (0..tools.len()).collect();
-    order.sort_by(|&a, &b| scores[b].cmp(&scores[a]).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        (tools[a].last_resort.cmp(&tools[b].last_resort))
+            .then(scores[b].cmp(&scores[a]))
+            .then(a.cmp(&b))
+    });
     order.into_iter().map(|i| tools[i].clone()).collect()
 }
 
@@ -117,15 +122,22 @@ pub fn best_lines<'a>(step: &str, text: &'a str) -> Vec<&'a str> {
 /// from the objective. A step naming a file the workspace holds, a table or column of the
 /// database, or an arithmetic operation has a clear tool; a 135M model choosing among all of
 /// them picks by position and habit instead.
+///
+/// A last-resort tool (`ask_human`) is offered only when it shares strictly more with the
+/// step than every other tool (the step asks the person something), or when no tool shares
+/// anything.
 pub fn best_for(step: &str, tools: &[ToolSpec]) -> Vec<String> {
     let scores = scores(step, tools);
-    let top = scores.iter().copied().max().unwrap_or(0);
-    tools
-        .iter()
-        .zip(&scores)
-        .filter(|(_, &s)| top == 0 || s == top)
-        .map(|(t, _)| t.name.clone())
-        .collect()
+    let top_of = |last_resort: bool| {
+        tools.iter().zip(&scores).filter(|(t, _)| t.last_resort == last_resort).map(|(_, &s)| s).max().unwrap_or(0)
+    };
+    let (top, top_last) = (top_of(false), top_of(true));
+    let offered = |t: &ToolSpec, s: usize| match (top, t.last_resort) {
+        (0, _) if top_last == 0 => true,
+        (_, false) => top_last <= top && s == top,
+        (_, true) => top_last > top && s == top_last,
+    };
+    tools.iter().zip(&scores).filter(|(t, &s)| offered(t, s)).map(|(t, _)| t.name.clone()).collect()
 }
 
 #[cfg(test)]
@@ -151,6 +163,20 @@ mod tests {
         assert_eq!(first("Which file mentions water?"), "search_files");
         assert_eq!(first("Hello"), "calculator");
         assert_eq!(first("multiply that by 25"), "calculator", "`multiplies` meets `multiply`");
+    }
+
+    #[test]
+    fn the_person_is_a_last_resort() {
+        let tools = vec![
+            tool("ask_human", "Asks the person at the terminal a question and returns the answer.").as_last_resort(),
+            tool("calculator", "Computes arithmetic: + - * / ^."),
+            tool("read_file", "Reads a text file. Files: notes.txt, config.ini."),
+        ];
+        let names = |v: Vec<ToolSpec>| v.into_iter().map(|t| t.name).collect::<Vec<_>>();
+        assert_eq!(names(rank("ask the person what 12 * 12 is", &tools)).last().unwrap(), "ask_human");
+        assert_eq!(best_for("calculate 12 * 12", &tools), ["calculator"]);
+        assert_eq!(best_for("ask the person which city they live in", &tools), ["ask_human"]);
+        assert_eq!(best_for("hello there", &tools), ["ask_human", "calculator", "read_file"]);
     }
 
     #[test]

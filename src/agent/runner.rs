@@ -269,6 +269,34 @@ struct Run<'a> {
 }
 
 impl Agent {
+    /// The prompt context a run of `objective` starts from.
+    fn context(&self, objective: &str) -> PromptContext {
+        PromptContext {
+            objective: objective.to_string(),
+            tools: super::relevance::rank(objective, &self.registry.specs()),
+            persona: self.config.persona.clone(),
+            max_steps: self.config.limits.max_steps,
+            max_iterations: self.config.executor.max_iterations,
+            ..Default::default()
+        }
+    }
+
+    /// The plan the first planner would start `objective` with, and nothing run: what the
+    /// session's `/plan` shows. The plan's text streams to the observer as it is written.
+    /// (With several candidate plans or a judge, a run may pick another.)
+    pub fn plan_only(&self, objective: &str) -> Result<Vec<String>, Error> {
+        let c = &self.config;
+        let planner = Planner::new(c.planner_kind, c.limits);
+        let observer = self.observer.clone();
+        let out = planner.plan(&*self.planners[0], &self.templates, &self.context(objective), &c.planner_sampling, &mut |t| {
+            observer.on_event(&Event::Text {
+                purpose: Purpose::Plan,
+                text: t.to_string(),
+            });
+        })?;
+        Ok(out.steps)
+    }
+
     /// Runs the loop for `objective`. Never fails: problems end the run with status `error`
     /// (or `budget_exhausted`, `rejected`) and a report.
     pub async fn run(&self, objective: &str) -> RunReport {
@@ -279,14 +307,7 @@ impl Agent {
             last_observation: Arc::new(Mutex::new(None)),
             interrupt: self.interrupt.clone(),
         };
-        let ctx = PromptContext {
-            objective: objective.to_string(),
-            tools: super::relevance::rank(objective, &self.registry.specs()),
-            persona: self.config.persona.clone(),
-            max_steps: self.config.limits.max_steps,
-            max_iterations: self.config.executor.max_iterations,
-            ..Default::default()
-        };
+        let ctx = self.context(objective);
         caller.emit(Event::RunStart {
             objective: objective.to_string(),
             planner_models: self.planners.iter().map(|p| p.name().to_string()).collect(),

@@ -79,7 +79,7 @@ pub fn run(margs: &ModelArgs, args: EvalArgs) -> anyhow::Result<()> {
             let path = dir.join(format!("{}.jsonl", file_safe(&task.id)));
             observers.push(Box::new(TraceWriter::create(&path).with_context(|| format!("creating `{}`", path.display()))?));
         }
-        let report = factory.run(&task.objective, agent_args.tools.registry()?, observers)?;
+        let report = factory.run(&task.objective, factory.registry(&agent_args.tools)?, observers)?;
         let result = TaskResult::from_report(task, &report);
         eprintln!(
             "[{}/{}] {} {}: {} ({:?}, {:.1} s)",

@@ -8,6 +8,7 @@ use pae_local::agent::llm::LocalLlm;
 use pae_local::agent::planner::{Planner, PlannerKind};
 use pae_local::agent::prompt::PromptContext;
 use pae_local::agent::templates::Templates;
+use pae_local::agent::tools::{Cancel, Human};
 use pae_local::decode::Engine;
 
 use super::args::{ModelArgs, SamplingArgs};
@@ -37,6 +38,15 @@ pub struct PlanArgs {
     tools: ToolArgs,
 }
 
+/// Nobody to ask: planning alone calls no tool.
+struct NoOne;
+
+impl Human for NoOne {
+    fn ask(&self, _: &str, _: &Cancel) -> Option<String> {
+        None
+    }
+}
+
 pub fn run(margs: &ModelArgs, args: PlanArgs) -> anyhow::Result<()> {
     anyhow::ensure!((1..=20).contains(&args.max_steps), "--max-steps must be between 1 and 20");
     let sampling = args.sampling.to_params()?;
@@ -44,7 +54,8 @@ pub fn run(margs: &ModelArgs, args: PlanArgs) -> anyhow::Result<()> {
         Some(dir) => Templates::with_overrides(dir)?,
         None => Templates::builtin()?,
     };
-    let registry = args.tools.registry()?;
+    // `ask_human` (with --human) is only shown to the planner here, never called.
+    let registry = args.tools.registry(Some(Arc::new(NoOne)))?;
     let model = load_model(margs, None)?;
     let llm = LocalLlm::new(Arc::new(Engine::new(model)));
     let limits = Limits {

@@ -1,23 +1,34 @@
-//! Plan review and step remarks at the terminal (`--approve-plan`, `--feedback`).
+//! The person at the terminal, as the agent meets them: plan review and step remarks
+//! (`--approve-plan`, `--feedback`) and answers to `ask_human`. Every read goes through the
+//! session's one [`Input`], so no answer is lost to an abandoned question.
 
-use std::io::{BufRead, Write};
+use std::sync::Arc;
 
 use pae_local::agent::supervisor::{PlanReview, Supervisor};
+use pae_local::agent::tools::{Cancel, Human};
+use pae_local::agent::Interrupt;
 
-/// Asks on stderr, reads stdin; edits in `$EDITOR` when it is set, line by line otherwise.
+use super::input::{Input, Kind, Reply};
+
+/// Asks on the terminal; edits in `$EDITOR` when it is set, line by line otherwise. Ctrl-C
+/// at any of its questions stops the run.
 pub struct TerminalSupervisor {
     pub approve: bool,
     pub feedback: bool,
+    pub input: Arc<Input>,
+    pub interrupt: Interrupt,
 }
 
-fn ask(prompt: &str) -> Option<String> {
-    let mut e = std::io::stderr().lock();
-    let _ = write!(e, "{prompt}");
-    let _ = e.flush();
-    let mut line = String::new();
-    match std::io::stdin().lock().read_line(&mut line) {
-        Ok(0) | Err(_) => None,
-        Ok(_) => Some(line.trim_end().to_string()),
+/// A line typed in answer; `None` for none (closed input, or Ctrl-C, which also stops the run).
+fn answer(input: &Input, interrupt: &Interrupt, question: &str, prompt: &str, initial: &str, cancel: Option<&Cancel>) -> Option<String> {
+    match input.read_with(question, prompt, initial, Kind::Answer, cancel) {
+        Reply::Line(l) => Some(l.trim_end().to_string()),
+        Reply::NotUtf8 => Some(String::new()),
+        Reply::Interrupted => {
+            interrupt.trigger();
+            None
+        }
+        Reply::Closed | Reply::Cancelled => None,
     }
 }
 
@@ -51,32 +62,51 @@ pub fn steps_from(text: &str) -> Vec<String> {
         .collect()
 }
 
+impl TerminalSupervisor {
+    fn ask(&self, prompt: &str, initial: &str) -> Option<String> {
+        answer(&self.input, &self.interrupt, "", prompt, initial, None)
+    }
+
+    /// Each step offered for editing in turn (Enter keeps it, an empty line drops it), then
+    /// new steps until an empty line.
+    fn edit_line_by_line(&self, plan: &[String]) -> Vec<String> {
+        self.input.notice("Edit each step (Enter keeps it; clear the line to drop it), then add steps; an empty line ends.");
+        let mut steps = Vec::new();
+        for step in plan {
+            match self.ask(&format!("{}. ", steps.len() + 1), step) {
+                Some(l) if !l.trim().is_empty() => steps.push(l.trim().to_string()),
+                Some(_) => {}
+                None => return steps,
+            }
+        }
+        while let Some(l) = self.ask(&format!("{}. ", steps.len() + 1), "").filter(|l| !l.trim().is_empty()) {
+            steps.push(l.trim().to_string());
+        }
+        steps
+    }
+}
+
 impl Supervisor for TerminalSupervisor {
     fn review_plan(&self, plan: &[String]) -> PlanReview {
         if !self.approve {
             return PlanReview::Accept;
         }
-        let mut e = std::io::stderr().lock();
-        let _ = writeln!(e, "\nProposed plan:");
+        let mut shown = String::from("\nProposed plan:");
         for (i, s) in plan.iter().enumerate() {
-            let _ = writeln!(e, "  {}. {s}", i + 1);
+            shown.push_str(&format!("\n  {}. {s}", i + 1));
         }
-        drop(e);
+        self.input.notice(&shown);
         loop {
-            match ask("[a]ccept, [e]dit or [r]eject? ").as_deref().map(str::to_lowercase).as_deref() {
+            match self.ask("[a]ccept, [e]dit or [r]eject? ", "").as_deref().map(str::to_lowercase).as_deref() {
                 Some("a") | Some("accept") | Some("") | Some("y") | Some("yes") => return PlanReview::Accept,
                 Some("r") | Some("reject") | None => return PlanReview::Reject,
                 Some("e") | Some("edit") => {
-                    let edited = edit_in_editor(plan).unwrap_or_else(|| {
-                        eprintln!("Type the new plan, one step per line; an empty line ends it.");
-                        let mut steps = Vec::new();
-                        while let Some(l) = ask(&format!("{}. ", steps.len() + 1)).filter(|l| !l.trim().is_empty()) {
-                            steps.push(l.trim().to_string());
-                        }
-                        steps
-                    });
+                    let edited = edit_in_editor(plan).unwrap_or_else(|| self.edit_line_by_line(plan));
+                    if self.interrupt.is_triggered() {
+                        return PlanReview::Reject;
+                    }
                     if edited.is_empty() {
-                        eprintln!("An empty plan cannot run; choose again.");
+                        self.input.notice("An empty plan cannot run; choose again.");
                         continue;
                     }
                     return PlanReview::Edit(edited);
@@ -90,7 +120,20 @@ impl Supervisor for TerminalSupervisor {
         if !self.feedback {
             return None;
         }
-        let r = ask(&format!("\nStep {index} gave: {result}\nRemark for the next step (empty for none): "))?;
+        self.input.notice(&format!("\nStep {index} gave: {result}"));
+        let r = self.ask("Remark for the next step (empty for none): ", "")?;
         (!r.trim().is_empty()).then(|| r.trim().to_string())
+    }
+}
+
+/// The person at the terminal, answering `ask_human`.
+pub struct Terminal {
+    pub input: Arc<Input>,
+    pub interrupt: Interrupt,
+}
+
+impl Human for Terminal {
+    fn ask(&self, question: &str, cancel: &Cancel) -> Option<String> {
+        answer(&self.input, &self.interrupt, &format!("\n? {question}"), "> ", "", Some(cancel))
     }
 }

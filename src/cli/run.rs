@@ -1,6 +1,5 @@
 //! `pae-local run`, and the interactive session (`pae-local` with no subcommand).
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,7 +16,8 @@ use pae_local::agent::planner::PlannerKind;
 use pae_local::agent::supervisor::{AutoApprove, Supervisor};
 use pae_local::agent::templates::Templates;
 use pae_local::agent::trace::TraceWriter;
-use pae_local::agent::tools::Registry;
+use pae_local::agent::replay::Replay;
+use pae_local::agent::tools::{Human, Registry};
 use pae_local::agent::runner::TokenCounter;
 use pae_local::agent::{Agent, AgentConfig, Interrupt, Review, RunReport};
 use pae_local::decode::{Engine, SamplingParams};
@@ -26,7 +26,8 @@ use super::args::ModelArgs;
 use super::console::{Console, Fanout};
 use super::load::load_model;
 use super::printer;
-use super::review::TerminalSupervisor;
+use super::input::{history_path, Input};
+use super::review::{Terminal, TerminalSupervisor};
 use super::tools::ToolArgs;
 
 #[derive(Debug, Clone, Args)]
@@ -105,6 +106,11 @@ pub struct AgentArgs {
     /// Folder of templates overriding the built-in ones.
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+    /// Answer every model call with the next recorded model output of FILE (a --trace file)
+    /// instead of running a model: reproduces a recorded run, or tries tools, templates and
+    /// the session without loading one.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["planner_models", "executor_model"])]
+    pub replay: Option<PathBuf>,
     /// System text (persona) for every prompt.
     #[arg(long)]
     pub system: Option<String>,
@@ -170,7 +176,7 @@ impl AgentArgs {
         })
     }
 
-    fn supervisor(&self) -> anyhow::Result<Option<Arc<dyn Supervisor>>> {
+    fn supervisor(&self, input: &Arc<Input>, interrupt: &Interrupt) -> anyhow::Result<Option<Arc<dyn Supervisor>>> {
         if !self.approve_plan && !self.feedback {
             return Ok(None);
         }
@@ -178,12 +184,14 @@ impl AgentArgs {
             return Ok(Some(Arc::new(AutoApprove)));
         }
         anyhow::ensure!(
-            std::io::stdin().is_terminal(),
+            input.is_terminal(),
             "--approve-plan and --feedback need a terminal; pass --yes to accept every plan without one"
         );
         Ok(Some(Arc::new(TerminalSupervisor {
             approve: self.approve_plan,
             feedback: self.feedback,
+            input: input.clone(),
+            interrupt: interrupt.clone(),
         })))
     }
 }
@@ -235,6 +243,8 @@ pub struct AgentFactory {
     interrupt: Interrupt,
     /// Whether a run is going: Ctrl-C with none exits at once.
     running: Arc<AtomicBool>,
+    /// The person's input, shared by every question of the session.
+    input: Arc<Input>,
 }
 
 /// The run ended because the user pressed Ctrl-C: the process exits with 130, as a shell
@@ -258,22 +268,35 @@ impl AgentFactory {
     /// Checks `args` (templates, tool settings) before loading any model, then loads them.
     pub fn new(margs: &ModelArgs, args: &AgentArgs) -> anyhow::Result<Self> {
         let config = args.config()?;
-        let supervisor = args.supervisor()?;
+        let interrupt = Interrupt::new();
+        let input = Input::start(history_path());
+        let supervisor = args.supervisor(&input, &interrupt)?;
         args.templates()?;
         // Bad tool settings (a missing workspace or database) fail before any model loads.
-        args.tools.registry()?;
-        let mut models = Models { loaded: Vec::new() };
-        let executor_engine = models.engine(margs, args.executor_model.as_deref())?;
-        let executor: Arc<dyn Llm> = Arc::new(LocalLlm::new(executor_engine.clone()));
-        let mut planners: Vec<Arc<dyn Llm>> = Vec::new();
-        if args.planner_models.is_empty() {
-            planners.push(Arc::new(LocalLlm::new(models.engine(margs, None)?)));
-        }
-        for spec in &args.planner_models {
-            planners.push(Arc::new(LocalLlm::new(models.engine(margs, Some(spec))?)));
-        }
-        let tokenizer = executor_engine.model().tokenizer_arc();
-        let count_tokens = Arc::new(move |s: &str| tokenizer.encode(s, false, false).map_or(s.len() / 4, |v| v.len()));
+        args.tools.registry(None)?;
+        let (executor, planners, count_tokens): (Arc<dyn Llm>, Vec<Arc<dyn Llm>>, TokenCounter) = match &args.replay {
+            Some(path) => {
+                // One replay for every role: the recorded outputs are in the order of the calls.
+                let replay: Arc<dyn Llm> = Arc::new(Replay::from_trace(path)?);
+                (replay.clone(), vec![replay], Arc::new(|s: &str| s.len().div_ceil(4)))
+            }
+            None => {
+                let mut models = Models { loaded: Vec::new() };
+                let executor_engine = models.engine(margs, args.executor_model.as_deref())?;
+                let executor: Arc<dyn Llm> = Arc::new(LocalLlm::new(executor_engine.clone()));
+                let mut planners: Vec<Arc<dyn Llm>> = Vec::new();
+                if args.planner_models.is_empty() {
+                    planners.push(Arc::new(LocalLlm::new(models.engine(margs, None)?)));
+                }
+                for spec in &args.planner_models {
+                    planners.push(Arc::new(LocalLlm::new(models.engine(margs, Some(spec))?)));
+                }
+                let tokenizer = executor_engine.model().tokenizer_arc();
+                let count: TokenCounter =
+                    Arc::new(move |s: &str| tokenizer.encode(s, false, false).map_or(s.len() / 4, |v| v.len()));
+                (executor, planners, count)
+            }
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
         Ok(Self {
             args: args.clone(),
@@ -283,9 +306,24 @@ impl AgentFactory {
             planners,
             count_tokens,
             runtime: Some(runtime),
-            interrupt: Interrupt::new(),
+            interrupt,
             running: Arc::new(AtomicBool::new(false)),
+            input,
         })
+    }
+
+    /// The session's input (objectives, plan review, remarks, answers).
+    pub fn input(&self) -> &Arc<Input> {
+        &self.input
+    }
+
+    /// The tools `tools` asks for, `ask_human` answered at this session's terminal.
+    pub fn registry(&self, tools: &ToolArgs) -> anyhow::Result<Registry> {
+        let human: Arc<dyn Human> = Arc::new(Terminal {
+            input: self.input.clone(),
+            interrupt: self.interrupt.clone(),
+        });
+        tools.registry(Some(human))
     }
 
     /// Ctrl-C from now on: the first asks the current run to stop at its next safe point
@@ -307,8 +345,7 @@ impl AgentFactory {
         self.runtime.as_ref().expect("the runtime lives as long as the factory")
     }
 
-    /// Runs `objective` with `tools`, telling `observers` what happens.
-    pub fn run(&self, objective: &str, tools: Registry, observers: Vec<Box<dyn Observer>>) -> anyhow::Result<RunReport> {
+    fn agent(&self, tools: Registry, observers: Vec<Box<dyn Observer>>) -> anyhow::Result<Agent> {
         let mut builder = Agent::builder()
             .executor(self.executor.clone())
             .tools(tools)
@@ -322,7 +359,17 @@ impl AgentFactory {
         if let Some(s) = &self.supervisor {
             builder = builder.supervisor(s.clone());
         }
-        let agent = builder.interrupt(self.interrupt.clone()).build()?;
+        Ok(builder.interrupt(self.interrupt.clone()).build()?)
+    }
+
+    /// The plan the agent would start `objective` with, nothing run (the session's `/plan`).
+    pub fn plan_only(&self, objective: &str, tools: Registry, observers: Vec<Box<dyn Observer>>) -> anyhow::Result<Vec<String>> {
+        Ok(self.agent(tools, observers)?.plan_only(objective)?)
+    }
+
+    /// Runs `objective` with `tools`, telling `observers` what happens.
+    pub fn run(&self, objective: &str, tools: Registry, observers: Vec<Box<dyn Observer>>) -> anyhow::Result<RunReport> {
+        let agent = self.agent(tools, observers)?;
         self.interrupt.reset();
         self.running.store(true, Ordering::SeqCst);
         let report = self.runtime().block_on(agent.run(objective));
@@ -334,22 +381,19 @@ impl AgentFactory {
 pub fn run(margs: &ModelArgs, args: RunArgs) -> anyhow::Result<()> {
     let factory = AgentFactory::new(margs, &args.agent)?;
     factory.stop_on_ctrl_c();
-    let run_one = |objective: &str| -> anyhow::Result<RunReport> {
-        let mut observers: Vec<Box<dyn Observer>> = vec![Box::new(Console::new(args.json))];
-        if let Some(path) = &args.trace {
-            observers.push(Box::new(
-                TraceWriter::create(path).with_context(|| format!("creating the trace `{}`", path.display()))?,
-            ));
-        }
-        factory.run(objective, args.agent.tools.registry()?, observers)
-    };
     match &args.objective {
         Some(objective) => {
             anyhow::ensure!(!objective.trim().is_empty(), "the objective is empty");
-            let report = run_one(objective)?;
+            let mut observers: Vec<Box<dyn Observer>> = vec![Box::new(Console::new(args.json))];
+            if let Some(path) = &args.trace {
+                observers.push(Box::new(
+                    TraceWriter::create(path).with_context(|| format!("creating the trace `{}`", path.display()))?,
+                ));
+            }
+            let report = factory.run(objective, factory.registry(&args.agent.tools)?, observers)?;
             finish(&args, &report)
         }
-        None => interactive(&args, run_one),
+        None => super::session::run(&args, &factory),
     }
 }
 
@@ -362,41 +406,4 @@ fn finish(args: &RunArgs, report: &RunReport) -> anyhow::Result<()> {
         RunStatus::Interrupted => Err(Interrupted.into()),
         _ => Ok(()),
     }
-}
-
-/// Reads objectives one per line until end of input (or `exit`).
-fn interactive(args: &RunArgs, run_one: impl Fn(&str) -> anyhow::Result<RunReport>) -> anyhow::Result<()> {
-    let tty = std::io::stdin().is_terminal();
-    if tty {
-        eprintln!("pae-local: type an objective and press Enter (Ctrl-D or `exit` to quit).");
-    }
-    let stdin = std::io::stdin();
-    loop {
-        if tty {
-            eprint!("objective> ");
-            let _ = std::io::stderr().flush();
-        }
-        // Bytes, not `read_line`: one line of invalid UTF-8 is reported and skipped instead
-        // of ending the session.
-        let mut bytes = Vec::new();
-        if stdin.lock().read_until(b'\n', &mut bytes)? == 0 {
-            break;
-        }
-        let Ok(line) = String::from_utf8(bytes) else {
-            eprintln!("pae-local: that line is not valid UTF-8; it was skipped");
-            continue;
-        };
-        let objective = line.trim();
-        if objective.is_empty() {
-            continue;
-        }
-        if objective == "exit" || objective == "quit" {
-            break;
-        }
-        let report = run_one(objective)?;
-        if args.json {
-            printer::line(&serde_json::to_string(&report)?)?;
-        }
-    }
-    Ok(())
 }

@@ -1,6 +1,5 @@
 //! Tool flags shared by `plan` and `run`, and the registry they build.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -31,28 +30,16 @@ pub struct ToolArgs {
     /// Command `shell` may run (repeatable; none by default).
     #[arg(long = "allow-shell", value_name = "CMD")]
     pub allow_shell: Vec<String>,
-    /// Offer `ask_human` even when stdin is not a terminal.
+    /// Offer `ask_human`: the agent may put questions to you (on stdin when it is not a
+    /// terminal). Off by default: a small planner asks the person what a tool computes.
     #[arg(long)]
     pub human: bool,
+    /// Seconds `ask_human` waits for an answer [default: no limit].
+    #[arg(long, value_name = "SECS", requires = "human")]
+    pub human_timeout: Option<f64>,
     /// Seconds before a tool call is abandoned.
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub tool_timeout: f64,
-}
-
-/// The person at the terminal, asked on stderr, answering on stdin.
-pub struct Terminal;
-
-impl Human for Terminal {
-    fn ask(&self, question: &str) -> Option<String> {
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\n? {question}\n> ");
-        let _ = err.flush();
-        let mut line = String::new();
-        match std::io::stdin().lock().read_line(&mut line) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some(line.trim_end().to_string()),
-        }
-    }
 }
 
 impl ToolArgs {
@@ -66,9 +53,11 @@ impl ToolArgs {
         ))
     }
 
-    /// The registry these flags ask for.
-    pub fn registry(&self) -> anyhow::Result<Registry> {
+    /// The registry these flags ask for; `human` answers `ask_human` when `--human` is given
+    /// (without one, the flags are only checked).
+    pub fn registry(&self, human: Option<Arc<dyn Human>>) -> anyhow::Result<Registry> {
         let timeout = super::run::seconds("--tool-timeout", self.tool_timeout)?;
+        let human_timeout = self.human_timeout.map(|t| super::run::seconds("--human-timeout", t)).transpose()?;
         let ws = self.workspace()?;
         let mut r = Registry::new(timeout);
         let add = |r: &mut Registry, t: Arc<dyn pae_local::agent::tools::Tool>| r.add(t).map(|_| ()).map_err(anyhow::Error::msg);
@@ -90,8 +79,8 @@ impl ToolArgs {
         if !self.allow_shell.is_empty() {
             add(&mut r, Arc::new(Shell::new(self.allow_shell.clone(), ws.clone())))?;
         }
-        if self.human || std::io::stdin().is_terminal() {
-            add(&mut r, Arc::new(AskHuman::new(Arc::new(Terminal))))?;
+        if let (true, Some(human)) = (self.human, human) {
+            add(&mut r, Arc::new(AskHuman::new(human).with_timeout(human_timeout)))?;
         }
         Ok(r)
     }

@@ -10,4 +10,5 @@ mod fixture;
 mod grammar;
 mod hardening;
 mod runtime;
+mod session;
 mod stock_llama;

@@ -57,6 +57,13 @@ pub trait Tool: Send + Sync {
     fn input_schema_for(&self, _request: &str) -> Option<Value> {
         None
     }
+
+    /// How long a call may take, given the registry's limit for tools (`None`: no limit).
+    /// Tools that compute use the registry's; a person answering (`ask_human`) is not bound
+    /// by it, since nobody types an answer to order in 30 seconds.
+    fn time_limit(&self, tools_limit: Duration) -> Option<Duration> {
+        Some(tools_limit)
+    }
 }
 
 /// The result of one call, as the agent records it.
@@ -129,9 +136,12 @@ impl Registry {
             None => Err(ToolError::InvalidInput(format!("there is no tool `{name}`"))),
             Some(tool) => match tool.spec().validate(input) {
                 Err(e) => Err(ToolError::InvalidInput(e)),
-                Ok(()) => match tokio::time::timeout(self.timeout, tool.call(input.clone())).await {
-                    Ok(r) => r,
-                    Err(_) => Err(ToolError::Timeout(self.timeout)),
+                Ok(()) => match tool.time_limit(self.timeout) {
+                    Some(limit) => match tokio::time::timeout(limit, tool.call(input.clone())).await {
+                        Ok(r) => r,
+                        Err(_) => Err(ToolError::Timeout(limit)),
+                    },
+                    None => tool.call(input.clone()).await,
                 },
             },
         };

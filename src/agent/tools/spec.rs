@@ -18,6 +18,11 @@ pub struct ToolSpec {
     /// for a small model. The executor's model writes the input only if that fails.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub words_field: Option<String>,
+    /// Offered only when no other tool fits (`ask_human`): ranked last, and left out of a
+    /// step's choices when another tool shares more with it. A 135M planner otherwise hands
+    /// "What is 12 * 12?" to the person instead of the calculator.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub last_resort: bool,
 }
 
 impl ToolSpec {
@@ -28,7 +33,14 @@ impl ToolSpec {
             input_schema,
             example,
             words_field: None,
+            last_resort: false,
         }
+    }
+
+    /// Marks the tool as one to use only when no other fits (see `last_resort`).
+    pub fn as_last_resort(mut self) -> Self {
+        self.last_resort = true;
+        self
     }
 
     /// Marks `field` (a string property of the input) as one that takes a request in words.
