@@ -317,12 +317,19 @@ async fn react(
     }
     let messages = ctx.messages(env.templates, "executor.jinja")?;
     let mut scratchpad = String::new();
-    let named = named_tool(&ctx.step, &specs).map(|t| vec![narrowed(env, ctx, t)]);
+    let named_spec = named_tool(&ctx.step, &specs);
+    let named = named_spec.map(|t| vec![narrowed(env, ctx, t)]);
+    // Later actions may use any tool but a last-resort one (the person), unless the step
+    // names it: unsure of what a file said, a small executor asks the person instead of
+    // reading the observation it has.
+    let later: Vec<ToolSpec> =
+        specs.iter().filter(|t| !t.last_resort || named_spec.is_some_and(|n| n.name == t.name)).cloned().collect();
+    let later = if later.is_empty() { specs.clone() } else { later };
     for _ in 0..env.config.max_iterations.max(1) {
         // The first action of a step that names its tool uses that tool: the planner chose it.
         let offered = match &named {
             Some(t) if actions.is_empty() => t,
-            _ => &specs,
+            _ => &later,
         };
         let grammar = grammars::executor(
             env.templates,

@@ -10,7 +10,7 @@ use pae_local::agent::events::{Budget, Event, Observer, RunStatus, StepStatus};
 use pae_local::agent::executor::{ExecutorConfig, ExecutorKind};
 use pae_local::agent::llm::{CallStats, Llm, LlmRequest, LlmResponse, Purpose};
 use pae_local::agent::supervisor::{PlanReview, Supervisor};
-use pae_local::agent::tools::{Registry, Tool, ToolError, ToolFuture, ToolSpec};
+use pae_local::agent::tools::{AskHuman, Cancel, Human, Registry, Tool, ToolError, ToolFuture, ToolSpec};
 use pae_local::agent::trace::TraceWriter;
 use pae_local::agent::{Agent, AgentConfig, Review, RunReport};
 use serde_json::json;
@@ -852,4 +852,45 @@ fn rewoo_refuses_several_planners() {
         .build();
     let Err(e) = built else { panic!("several planners with ReWOO were accepted") };
     assert!(e.to_string().contains("ReWOO"), "{e}");
+}
+
+/// `ask_human` is a last resort: after a step's first action the executor is offered every
+/// tool but the person, unless the step names the person.
+#[test]
+fn the_person_is_offered_only_to_a_step_that_names_them() {
+    struct Answers;
+    impl Human for Answers {
+        fn ask(&self, _: &str, _: &Cancel) -> Option<String> {
+            Some("blue".into())
+        }
+    }
+    let mut s = setup();
+    let mut registry = s.registry.take().unwrap();
+    registry.add(Arc::new(AskHuman::new(Arc::new(Answers)))).unwrap();
+    s.registry = Some(registry);
+    let ask = "Thought: I ask.\nAction: ask_human\nAction Input: {\"question\": \"Which colour?\"}\n";
+    let m = Scripted::new(
+        "m",
+        &[
+            (Purpose::Plan, "1. Use calculator on 2 + 3.\n2. Use ask_human to ask for a colour.\n"),
+            (Purpose::Execute, CALL_CALC),
+            (Purpose::Execute, FINAL_5),
+            (Purpose::Replan, "Decision: continue\n"),
+            (Purpose::Execute, ask),
+            (Purpose::Execute, "Thought: I have it.\nFinal Answer: blue"),
+            (Purpose::Replan, "Decision: answer\nFinal Answer: blue"),
+        ],
+    );
+    let r = run(&agent(&mut s, m.clone(), config()), "What is 2 + 3, and which colour do I like?");
+    assert_eq!(r.final_answer.as_deref(), Some("blue"), "{r:?}");
+    let grammars: Vec<String> = m
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.purpose == Purpose::Execute)
+        .map(|r| format!("{:?}", r.grammar))
+        .collect();
+    assert!(!grammars[1].contains("ask_human"), "a calculator step's later action cannot ask the person: {}", grammars[1]);
+    assert!(grammars[3].contains("ask_human"), "a step that names the person keeps it: {}", grammars[3]);
 }
