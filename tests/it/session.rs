@@ -141,7 +141,8 @@ fn two_questions_in_a_row_after_one_was_called_off() {
             ("execute", "Thought: The observation has the result.\nFinal Answer: Paris\n"),
         ],
     );
-    let mut s = session(dir.path(), &r, &["--human", "--human-timeout", "1"]);
+    // Long enough that a loaded machine answers the second question in time.
+    let mut s = session(dir.path(), &r, &["--human", "--human-timeout", "5"]);
     answer(&mut s, "objective> ", "ask the person for their name and city");
     s.exp_string("? What is your name?").unwrap();
     s.exp_string("timed out").unwrap();
