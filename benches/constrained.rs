@@ -16,6 +16,9 @@
 //! the distribution of single calls over a trajectory, which criterion (means over
 //! repetitions of one identical call) does not give, hence a plain harness.
 
+// Printing is what this program is for.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -7,6 +7,9 @@
 //! cargo run --release --example constrained -- --model path/to/model.gguf
 //! ```
 
+// Printing is what this program is for.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::sync::Arc;
 
 use pae_local::decode::{Engine, GenerateRequest, Grammar, SamplingParams};

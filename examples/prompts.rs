@@ -8,6 +8,9 @@
 //!
 //! The tools are the calculator and the file tools over the current directory.
 
+// Printing is what this program is for.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

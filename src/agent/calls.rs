@@ -76,7 +76,7 @@ impl Caller {
                 observer.on_event(&Event::Text {
                     purpose,
                     text: text.to_string(),
-                })
+                });
             })
         })
         .await

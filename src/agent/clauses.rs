@@ -84,7 +84,7 @@ pub fn split(objective: &str, max: usize) -> Vec<Clause> {
                     at += len;
                     continue;
                 }
-                at += 1
+                at += 1;
             }
         }
         while !text.is_char_boundary(at) {

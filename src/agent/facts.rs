@@ -25,7 +25,7 @@ pub fn asks_for_count(text: &str) -> bool {
     COUNT_CUES.iter().any(|c| lower.contains(&format!(" {c} ")))
 }
 
-/// For a `step` that asks for a count of lines (see [`LINE_WORDS`]), facts about
+/// For a `step` that asks for a count of lines (the words of `LINE_WORDS`), facts about
 /// `observation` of two lines or more: `N lines`, and `K lines contain W` for each word W of
 /// the step that some lines hold and others do not. None otherwise.
 pub fn line_counts(step: &str, observation: &str) -> Vec<String> {

@@ -90,7 +90,7 @@ const BACK_REFERENCES: &[&str] = &[
     "this number", "that value", "this value", "that", "this", "it",
 ];
 
-/// `step` with its first back reference (see [`BACK_REFERENCES`]) replaced by the name of
+/// `step` with its first back reference (the phrases of `BACK_REFERENCES`) replaced by the name of
 /// result `previous`, unless it already names a result. `that` and `this` count where a
 /// pronoun stands (before `by`, `to`, `from`, `and` or the end), and with the noun after them
 /// when the step before (`previous_step`) spoke of it or it is generic (`that person`, `that

@@ -208,14 +208,14 @@ impl Head<'_> {
                 return unsafe { self.attend_avx2(out, scores) };
             }
         }
-        self.attend_portable(out, scores)
+        self.attend_portable(out, scores);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn attend_avx2(&self, out: &mut [f32], scores: &mut Vec<f32>) {
         // The same code, compiled with AVX2 so the loops vectorize 8-wide.
-        self.attend_portable(out, scores)
+        self.attend_portable(out, scores);
     }
 
     #[inline(always)]
@@ -289,7 +289,7 @@ mod tests {
                             * g.scale as f64
                     })
                     .collect();
-                let m = s.iter().cloned().fold(f64::MIN, f64::max);
+                let m = s.iter().copied().fold(f64::MIN, f64::max);
                 let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
                 let z: f64 = e.iter().sum();
                 for d in 0..vd {

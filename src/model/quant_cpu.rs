@@ -203,14 +203,14 @@ fn quantize_row(x: &[f32], out: &mut [ActBlock]) {
             return unsafe { quantize_row_avx2(x, out) };
         }
     }
-    quantize_row_portable(x, out)
+    quantize_row_portable(x, out);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn quantize_row_avx2(x: &[f32], out: &mut [ActBlock]) {
     // The same arithmetic, compiled with AVX so that rounding is an instruction, not a call.
-    quantize_row_portable(x, out)
+    quantize_row_portable(x, out);
 }
 
 #[inline(always)]

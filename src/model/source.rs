@@ -53,9 +53,8 @@ pub fn models_dir() -> PathBuf {
 /// Resolves what the user typed after `--model` (or nothing) to a file on disk.
 pub fn resolve(spec: Option<&str>) -> Result<PathBuf, Error> {
     let m = manifest();
-    let spec = match spec {
-        None => return resolve_entry(&m, &m.default),
-        Some(s) => s,
+    let Some(spec) = spec else {
+        return resolve_entry(&m, &m.default);
     };
     if let Some(hf) = spec.strip_prefix("hf:") {
         return resolve_hf(hf);

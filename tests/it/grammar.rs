@@ -47,7 +47,7 @@ fn prompt(m: &Model, user: &str) -> Vec<u32> {
 
 /// Generates once per seed (no retries) and hands each output to `check`.
 fn property(file: &str, grammar: Grammar, user: &str, max_tokens: usize, check: impl Fn(&str) -> Result<(), String>) {
-    property_with(file, &|_| grammar.clone(), user, max_tokens, check)
+    property_with(file, &|_| grammar.clone(), user, max_tokens, check);
 }
 
 /// Like [`property`], with the grammar of each seed.

@@ -1,5 +1,8 @@
 //! Integration tests: one binary, one module per area.
 
+// Tests print what they measure.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod agent_e2e;
 mod agent_flow;
 mod cli;
