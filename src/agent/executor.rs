@@ -195,12 +195,26 @@ fn choices(ctx: &PromptContext, actions: &[ActionRecord], limits: &Limits) -> Ve
             _ => {
                 // Counts the step asked for are facts to quote too (see `facts`).
                 let text = [a.observation.trim_end()].into_iter().chain(a.facts.iter().map(String::as_str)).collect::<Vec<_>>().join("\n");
-                super::relevance::best_lines(&ctx.step, &text).join("\n")
+                super::relevance::best_lines_beyond(&ctx.step, &text, &paths_in(&a.input)).join("\n")
             }
         })
         .collect();
     let past = ctx.past_steps.iter().rev().filter(|s| !s.failed).map(|s| s.result.as_str());
     grammars::answer_choices(obs.iter().map(String::as_str).chain(past), limits)
+}
+
+/// The file paths among an action's input strings (one word with a `/` or an extension):
+/// what located an observation, not what the step asks of it.
+fn paths_in(input: &Value) -> String {
+    let Some(fields) = input.as_object() else {
+        return String::new();
+    };
+    fields
+        .values()
+        .filter_map(Value::as_str)
+        .filter(|v| !v.trim().contains(char::is_whitespace) && (v.contains('/') || v.rsplit_once('.').is_some_and(|(_, ext)| ext.chars().all(char::is_alphabetic) && !ext.is_empty())))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The `label: value` fields of a one-line row as the SQL tool prints it (`id: 3, name:

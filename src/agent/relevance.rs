@@ -30,6 +30,13 @@ fn terms(text: &str) -> Vec<String> {
             continue;
         }
         if w.len() >= 3 && w.chars().all(|c| c.is_alphanumeric() || c == '_') && !STOPWORDS.contains(&w.as_str()) {
+            // A snake_case name (`seed_budget`, `water_days`): whole, and its words, so
+            // that "the seed budget" meets the line `seed_budget = 380`.
+            if w.contains('_') {
+                for part in w.split('_').filter(|p| p.len() >= 3 && p.chars().all(char::is_alphabetic) && !STOPWORDS.contains(p)) {
+                    out.push(stem(part));
+                }
+            }
             out.push(stem(&w));
         }
     }
@@ -110,7 +117,16 @@ pub fn rank(objective: &str, tools: &[ToolSpec]) -> Vec<ToolSpec> {
 /// pick the port from a whole config file, a 135M model quotes its first line; the line
 /// that says `port` is the one to offer.
 pub fn best_lines<'a>(step: &str, text: &'a str) -> Vec<&'a str> {
-    let wanted = terms(step);
+    best_lines_beyond(step, text, "")
+}
+
+/// As [`best_lines`], but the words of `located_by` (the path the text was read from) do
+/// not count: "the garden settings file, how many plots" names the file `settings/garden.ini`
+/// with two of its words, and the line that shares them is the file's title comment, not
+/// `plots = 24`.
+pub fn best_lines_beyond<'a>(step: &str, text: &'a str, located_by: &str) -> Vec<&'a str> {
+    let located = terms(located_by);
+    let wanted: Vec<String> = terms(step).into_iter().filter(|t| !located.contains(t)).collect();
     let score = |line: &str| -> usize { terms(line).iter().filter(|t| wanted.contains(t)).map(|t| weight(t)).sum() };
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let top = lines.iter().map(|l| score(l)).max().unwrap_or(0);
@@ -163,6 +179,16 @@ mod tests {
         assert_eq!(first("Which file mentions water?"), "search_files");
         assert_eq!(first("Hello"), "calculator");
         assert_eq!(first("multiply that by 25"), "calculator", "`multiplies` meets `multiply`");
+    }
+
+    #[test]
+    fn words_that_named_the_file_do_not_choose_its_lines() {
+        let ini = "; Willow Lane Community Garden settings\n[garden]\nplots = 24\nwater_days = 3\n";
+        let step = "according to the garden settings file, how many plots does the garden have?";
+        assert_eq!(best_lines(step, ini), ["; Willow Lane Community Garden settings"]);
+        assert_eq!(best_lines_beyond(step, ini, "settings/garden.ini"), ["plots = 24"]);
+        let budget = "# 2024 purchase budget (euros)\nseed_budget = 380\ntool_budget = 215.50\n";
+        assert_eq!(best_lines_beyond("the seed budget", budget, "budget.txt"), ["seed_budget = 380"]);
     }
 
     #[test]
