@@ -20,15 +20,19 @@ pub struct TerminalSupervisor {
 }
 
 /// A line typed in answer; `None` for none (closed input, or Ctrl-C, which also stops the run).
+/// A line of invalid UTF-8 is asked again (taken as empty, it would accept a plan).
 fn answer(input: &Input, interrupt: &Interrupt, question: &str, prompt: &str, initial: &str, cancel: Option<&Cancel>) -> Option<String> {
-    match input.read_with(question, prompt, initial, Kind::Answer, cancel) {
-        Reply::Line(l) => Some(l.trim_end().to_string()),
-        Reply::NotUtf8 => Some(String::new()),
-        Reply::Interrupted => {
-            interrupt.trigger();
-            None
+    let mut question = question;
+    loop {
+        match input.read_with(question, prompt, initial, Kind::Answer, cancel) {
+            Reply::Line(l) => return Some(l.trim_end().to_string()),
+            Reply::NotUtf8 => question = "That line is not valid UTF-8; type it again.",
+            Reply::Interrupted => {
+                interrupt.trigger();
+                return None;
+            }
+            Reply::Closed | Reply::Cancelled => return None,
         }
-        Reply::Closed | Reply::Cancelled => None,
     }
 }
 
