@@ -16,7 +16,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pae_local::agent::tools::Cancel;
@@ -52,21 +52,20 @@ struct Request {
     initial: String,
     kind: Kind,
     reply: mpsc::Sender<Reply>,
-    gave_up: Arc<AtomicBool>,
-    /// The caller's own cancellation, seen by the reader the moment it fires (the caller
+    /// The caller's cancellation, seen by the reader the moment it fires (the caller itself
     /// notices only at its next look).
     cancel: Option<Cancel>,
 }
 
 impl Request {
     fn is_wanted(&self) -> bool {
-        !self.gave_up.load(Ordering::SeqCst) && !self.cancel.as_ref().is_some_and(Cancel::is_cancelled)
+        !self.cancel.as_ref().is_some_and(Cancel::is_cancelled)
     }
 }
 
 /// The session's input. Cheap to share (`Arc`); every read goes through the one reader.
 pub struct Input {
-    requests: Mutex<mpsc::Sender<Request>>,
+    requests: mpsc::Sender<Request>,
     /// Whether the reader is waiting on the terminal right now (for someone, maybe gone).
     reading: Arc<AtomicBool>,
     tty: bool,
@@ -86,13 +85,12 @@ impl Input {
         std::thread::Builder::new()
             .name("input".into())
             .spawn(move || {
-                let mut source = Source::open(tty, history);
-                reader(&mut source, &rx, &reading2);
-                source.save_history();
+                // History is saved after each objective: the thread may not outlive the session.
+                reader(&mut Source::open(tty, history), &rx, &reading2);
             })
             .expect("a thread for the terminal");
         Arc::new(Self {
-            requests: Mutex::new(tx),
+            requests: tx,
             reading,
             tty,
         })
@@ -118,16 +116,14 @@ impl Input {
         // line typed comes here, under the old prompt.
         let stale = self.reading.load(Ordering::SeqCst);
         let (tx, rx) = mpsc::channel();
-        let gave_up = Arc::new(AtomicBool::new(false));
         let request = Request {
             prompt: prompt.to_string(),
             initial: initial.to_string(),
             kind,
             reply: tx,
-            gave_up: gave_up.clone(),
             cancel: cancel.cloned(),
         };
-        if self.requests.lock().unwrap_or_else(|e| e.into_inner()).send(request).is_err() {
+        if self.requests.send(request).is_err() {
             return Reply::Closed;
         }
         if !question.is_empty() {
@@ -142,7 +138,6 @@ impl Input {
                 Err(RecvTimeoutError::Disconnected) => return Reply::Closed,
                 Err(RecvTimeoutError::Timeout) => {
                     if cancel.is_some_and(Cancel::is_cancelled) {
-                        gave_up.store(true, Ordering::SeqCst);
                         // A line sent between the last look and now is taken, not lost.
                         return rx.try_recv().unwrap_or(Reply::Cancelled);
                     }
@@ -270,12 +265,6 @@ impl Source {
                 }
                 String::from_utf8(text).map_or(Reply::NotUtf8, Reply::Line)
             }
-        }
-    }
-
-    fn save_history(&mut self) {
-        if let Self::Editor { editor, history: Some(path) } = self {
-            save(editor, path);
         }
     }
 }
