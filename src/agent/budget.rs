@@ -34,14 +34,19 @@ impl Default for BudgetLimits {
 /// Spending so far.
 #[derive(Debug)]
 pub struct Budgets {
+    /// The limits spent against.
     pub limits: BudgetLimits,
+    /// Steps started so far (a step's retries are not counted again).
     pub steps: usize,
+    /// Plans replaced so far.
     pub replans: usize,
+    /// Tokens generated so far, by all model calls together.
     pub tokens: usize,
     start: Instant,
 }
 
 impl Budgets {
+    /// Starts counting now, with nothing spent.
     pub fn new(limits: BudgetLimits) -> Self {
         Self {
             limits,
@@ -52,6 +57,7 @@ impl Budgets {
         }
     }
 
+    /// Wall-clock time since the run began.
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
     }

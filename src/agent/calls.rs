@@ -29,12 +29,17 @@ impl From<Error> for Halt {
 /// Tokens one model spent.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ModelUsage {
+    /// Model calls made.
     pub calls: usize,
+    /// Prompt tokens, including the reused ones.
     pub prompt_tokens: usize,
     /// Prompt tokens served from the KV cache instead of recomputed.
     pub reused_tokens: usize,
+    /// Tokens generated, including forced ones.
     pub generated_tokens: usize,
+    /// Generated tokens the grammar forced (fed without sampling).
     pub forced_tokens: usize,
+    /// Seconds spent in calls, from request to reply.
     pub secs: f64,
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 pub struct Interrupt(Arc<AtomicBool>);
 
 impl Interrupt {
+    /// A handle not yet triggered.
     pub fn new() -> Self {
         Self::default()
     }
@@ -22,6 +23,7 @@ impl Interrupt {
         self.0.swap(true, Ordering::SeqCst)
     }
 
+    /// Whether a stop has been asked for (and not reset since).
     pub fn is_triggered(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }

@@ -18,9 +18,13 @@ use super::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
+    /// Writing the plan.
     Plan,
+    /// Carrying out a step (choosing and calling tools).
     Execute,
+    /// Deciding after a step: continue, replan or answer.
     Replan,
+    /// Choosing among candidate plans.
     Judge,
     /// The ReWOO solver: the answer from the evidence.
     Solve,
@@ -29,28 +33,39 @@ pub enum Purpose {
 /// One request to a model.
 #[derive(Debug, Clone)]
 pub struct LlmRequest {
+    /// What the call is for.
     pub purpose: Purpose,
+    /// The prompt as chat messages (a local model renders them with its chat template).
     pub messages: Vec<Message>,
     /// Text the reply starts with, already written (the ReAct scratchpad so far); the model
     /// continues it and the response holds only the continuation.
     pub assistant_prefix: String,
+    /// A grammar the reply must match; `None` lets the model write freely.
     pub grammar: Option<Grammar>,
+    /// How tokens are chosen.
     pub sampling: SamplingParams,
+    /// Most tokens the reply may have (the token budget can lower it).
     pub max_tokens: usize,
 }
 
 /// Token counts and timings of one call.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CallStats {
+    /// Tokens in the prompt, including the reused ones.
     pub prompt_tokens: usize,
     /// Prompt tokens found in the session's cache and not recomputed.
     pub reused_tokens: usize,
+    /// Tokens in the reply, including forced ones.
     pub generated_tokens: usize,
     /// Generated tokens forced by the grammar (fed without sampling).
     pub forced_tokens: usize,
+    /// Seconds spent computing the prompt.
     pub prefill_secs: f64,
+    /// Seconds spent generating the reply.
     pub decode_secs: f64,
+    /// Seconds the whole call took, from the request to the reply.
     pub total_secs: f64,
+    /// Why the reply ended.
     pub stop_reason: CallStop,
 }
 
@@ -59,9 +74,13 @@ pub struct CallStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallStop {
+    /// The model wrote an end token.
     EndToken,
+    /// A stop string appeared.
     StopString,
+    /// The reply reached its token limit (so it is probably cut short).
     MaxTokens,
+    /// The context window is full.
     ContextFull,
     /// The grammar admits nothing more (what scripted models report).
     #[default]
@@ -84,7 +103,9 @@ impl From<&crate::decode::StopReason> for CallStop {
 /// A model's reply.
 #[derive(Debug, Clone)]
 pub struct LlmResponse {
+    /// The reply's text (the continuation of any assistant prefix).
     pub text: String,
+    /// Token counts and timings of the call.
     pub stats: CallStats,
 }
 
@@ -108,6 +129,7 @@ pub struct LocalLlm {
 }
 
 impl LocalLlm {
+    /// A model on `engine`, named after its file, with a fresh session.
     pub fn new(engine: Arc<Engine>) -> Self {
         let session = engine.session();
         let name = engine
@@ -123,6 +145,7 @@ impl LocalLlm {
         }
     }
 
+    /// The engine this model runs on.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }

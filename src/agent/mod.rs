@@ -35,16 +35,22 @@ pub use runner::{Agent, AgentBuilder, AgentConfig, Review, RunReport};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A prompt or grammar template could not be loaded or rendered.
     #[error("template {0}")]
     Template(String),
+    /// A model reply that does not parse as what it should be (a plan, an action, a decision).
     #[error("unparseable model output: {0}")]
     Parse(String),
+    /// A model call failed (the model thread, or a replayed run with no matching output).
     #[error("model call: {0}")]
     Llm(String),
+    /// The agent, its tools or a replay file are set up wrongly.
     #[error("{0}")]
     Config(String),
+    /// Generation failed.
     #[error(transparent)]
     Decode(#[from] crate::decode::Error),
+    /// The model failed to load or run.
     #[error(transparent)]
     Model(#[from] crate::model::Error),
 }

@@ -120,15 +120,29 @@ pub fn tidy_answer(answer: &str) -> String {
 /// A tool call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolCall {
+    /// Name of one of the tools offered.
     pub tool: String,
+    /// The input, valid against the tool's schema.
     pub input: Value,
 }
 
 /// What one ReAct step wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReactStep {
-    Action { thought: String, call: ToolCall },
-    FinalAnswer { thought: String, answer: String },
+    /// Call a tool.
+    Action {
+        /// What the model wrote on its Thought line.
+        thought: String,
+        /// The call on its Action and Action Input lines.
+        call: ToolCall,
+    },
+    /// Finish the step with an answer.
+    FinalAnswer {
+        /// What the model wrote on its Thought line.
+        thought: String,
+        /// The step's result, one line, tidied by [`tidy_answer`].
+        answer: String,
+    },
 }
 
 /// `Thought: …\nAction: tool\nAction Input: {json}\n` or `Thought: …\nFinal Answer: …`,
@@ -196,8 +210,11 @@ fn tool_call(tool: &str, input: &str, tools: &[ToolSpec]) -> Result<ToolCall, Er
 /// The replanner's decision.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
+    /// Go on with the next step of the plan.
     Continue,
+    /// Replace the rest of the plan with these steps.
     Replan(Vec<String>),
+    /// End the run with this answer.
     Answer(String),
 }
 

@@ -149,7 +149,9 @@ fn mentions(text: &str, word: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{reference}` names no result: {known}")]
 pub struct UnknownReference {
+    /// The reference as written (`#E3`).
     pub reference: String,
+    /// Which results there are, in words, for the error message.
     pub known: String,
 }
 

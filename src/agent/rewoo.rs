@@ -26,7 +26,9 @@ use crate::decode::SamplingParams;
 pub struct Call {
     /// `#E1`, …
     pub name: String,
+    /// Name of the tool to call.
     pub tool: String,
+    /// The input as written, `#E` references not yet replaced (a JSON object).
     pub input: Value,
 }
 

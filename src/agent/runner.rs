@@ -48,11 +48,16 @@ pub enum Review {
 /// Everything that shapes a run besides the models and tools.
 #[derive(Debug, Clone, Serialize)]
 pub struct AgentConfig {
+    /// How the planner writes its plan.
     pub planner_kind: PlannerKind,
     /// Bounds of plans and free text (`max_steps` is per plan).
     pub limits: Limits,
+    /// How steps are carried out: executor kind, iterations, retries, sampling.
     pub executor: ExecutorConfig,
+    /// Limits of the whole run (steps, replans, tokens, time).
     pub budgets: BudgetLimits,
+    /// Sampling of the planner, replanner and ReWOO solver calls (the judge is greedy); extra
+    /// plan samples and new ReWOO programs vary its seed.
     pub planner_sampling: SamplingParams,
     /// Plans sampled per planner model (seeds `seed`, `seed + 1`, …).
     pub planners: usize,
@@ -89,7 +94,9 @@ impl Default for AgentConfig {
 /// How a run went.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
+    /// The objective as given.
     pub objective: String,
+    /// How the run ended.
     pub status: RunStatus,
     /// Which budget ended the run, with `budget_exhausted`.
     pub budget: Option<Budget>,
@@ -97,9 +104,13 @@ pub struct RunReport {
     pub final_answer: Option<String>,
     /// The last plan.
     pub plan: Vec<String>,
+    /// Every step run, in order, with its attempts and tool calls.
     pub steps: Vec<StepRecord>,
+    /// Plans replaced after the first.
     pub replans: usize,
+    /// Tokens spent, per model and role.
     pub tokens: Usage,
+    /// Where the time went.
     pub timings: Timings,
     /// What went wrong, with status `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,8 +120,11 @@ pub struct RunReport {
 /// Where the time went.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Timings {
+    /// Wall-clock seconds of the whole run.
     pub total_secs: f64,
+    /// Seconds spent in model calls, all models together.
     pub model_secs: f64,
+    /// Seconds spent in tool calls.
     pub tool_secs: f64,
 }
 
@@ -144,6 +158,7 @@ pub struct AgentBuilder {
 }
 
 impl Agent {
+    /// Starts building an agent (an executor model and tools are required).
     pub fn builder() -> AgentBuilder {
         AgentBuilder {
             planners: Vec::new(),
@@ -158,10 +173,12 @@ impl Agent {
         }
     }
 
+    /// The settings this agent runs with.
     pub fn config(&self) -> &AgentConfig {
         &self.config
     }
 
+    /// The tools this agent may call.
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
@@ -181,31 +198,37 @@ impl AgentBuilder {
         self
     }
 
+    /// The model that carries out steps (and writes plans too when no planner is added).
     pub fn executor(mut self, llm: Arc<dyn Llm>) -> Self {
         self.executor = Some(llm);
         self
     }
 
+    /// The tools the agent may call (required, and not empty).
     pub fn tools(mut self, registry: Registry) -> Self {
         self.registry = Some(Arc::new(registry));
         self
     }
 
+    /// Prompt and grammar templates [default: the built-in ones].
     pub fn templates(mut self, templates: Templates) -> Self {
         self.templates = Some(Arc::new(templates));
         self
     }
 
+    /// Replaces the whole configuration.
     pub fn config(mut self, config: AgentConfig) -> Self {
         self.config = config;
         self
     }
 
+    /// Who reviews plans and remarks on steps; needed for `approve_plan` and `feedback`.
     pub fn supervisor(mut self, s: Arc<dyn Supervisor>) -> Self {
         self.supervisor = Some(s);
         self
     }
 
+    /// Receives every event of each run [default: none].
     pub fn observer(mut self, o: Arc<dyn Observer>) -> Self {
         self.observer = o;
         self
@@ -223,6 +246,8 @@ impl AgentBuilder {
         self
     }
 
+    /// The agent, or [`Error::Config`] when a piece is missing or the settings do not fit
+    /// together.
     pub fn build(self) -> Result<Agent, Error> {
         let executor = self.executor.ok_or_else(|| Error::Config("the agent needs an executor model".into()))?;
         let planners = if self.planners.is_empty() { vec![executor.clone()] } else { self.planners };

@@ -4,9 +4,11 @@
 /// What the person made of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlanReview {
+    /// Run the plan as it is.
     Accept,
     /// The plan as the person rewrote it.
     Edit(Vec<String>),
+    /// Do not run it: the run ends with status `rejected`.
     Reject,
 }
 

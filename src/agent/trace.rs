@@ -16,6 +16,7 @@ pub struct TraceWriter {
 }
 
 impl TraceWriter {
+    /// Creates (or truncates) the file at `path`; event times are seconds from now.
     pub fn create(path: &Path) -> std::io::Result<Self> {
         Ok(Self {
             out: Mutex::new(BufWriter::new(File::create(path)?)),

@@ -24,12 +24,22 @@ use stream::{StopStrings, Utf8Stream};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// No tokens to feed: the prompt is empty.
     #[error("the prompt is empty")]
     EmptyPrompt,
+    /// The prompt alone fills the context.
     #[error("the prompt has {tokens} tokens, which leaves no room in the context of {context}")]
-    PromptTooLong { tokens: usize, context: usize },
+    PromptTooLong {
+        /// Tokens in the prompt.
+        tokens: usize,
+        /// The session's context length, in tokens.
+        context: usize,
+    },
+    /// A grammar failed to compile, or generation broke it (no token allowed, a token past its
+    /// end).
     #[error("grammar: {0}")]
     Grammar(String),
+    /// The model failed (loading, a forward pass, the tokenizer).
     #[error(transparent)]
     Model(#[from] crate::model::Error),
 }
@@ -77,7 +87,9 @@ impl StopReason {
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct GenerateRequest {
+    /// Most tokens to generate, forced ones included.
     pub max_tokens: usize,
+    /// How tokens are chosen.
     pub sampling: SamplingParams,
     /// Strings that end the output (not included in it).
     pub stop_strings: Vec<String>,
@@ -99,13 +111,17 @@ impl Default for GenerateRequest {
 /// Timings and counts of one generation.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GenerationStats {
+    /// Tokens in the prompt, including the reused ones.
     pub prompt_tokens: usize,
     /// Prompt tokens found in the session's cache and not recomputed.
     pub reused_tokens: usize,
+    /// Seconds spent computing the prompt's new tokens.
     pub prefill_secs: f64,
+    /// Tokens generated (forced ones included; the end token is not).
     pub generated_tokens: usize,
     /// Generated tokens the grammar forced (fed in multi-token forwards, never sampled).
     pub forced_tokens: usize,
+    /// Seconds spent generating, after the prompt (mask time included).
     pub decode_secs: f64,
     /// Time spent computing grammar masks.
     pub mask_secs: f64,
@@ -134,9 +150,13 @@ fn per_sec(n: usize, secs: f64) -> f64 {
 /// The result of a generation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Generation {
+    /// The generated text, stop string excluded.
     pub text: String,
+    /// The generated token ids (forced ones included, the end token excluded).
     pub tokens: Vec<u32>,
+    /// Why generation ended.
     pub stop_reason: StopReason,
+    /// Token counts and timings.
     pub stats: GenerationStats,
 }
 
@@ -153,6 +173,7 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
+    /// An engine for `model`; the grammar factory is built on first use.
     pub fn new(model: Arc<Model>) -> Self {
         Self {
             model,
@@ -160,6 +181,7 @@ impl Engine {
         }
     }
 
+    /// The model this engine runs.
     pub fn model(&self) -> &Arc<Model> {
         &self.model
     }

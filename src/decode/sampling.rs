@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Sampling settings. `temperature <= 0` means greedy (argmax).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SamplingParams {
+    /// Above 1 flattens the distribution, below 1 sharpens it; 0 or less is greedy.
     pub temperature: f32,
     /// Keep the `top_k` most likely tokens; 0 keeps all.
     pub top_k: usize,
@@ -22,6 +23,7 @@ pub struct SamplingParams {
     pub repeat_penalty: f32,
     /// How many recent tokens the penalty looks at.
     pub repeat_last_n: usize,
+    /// Seed of the random draws: the same seed gives the same tokens.
     pub seed: u64,
 }
 
@@ -49,6 +51,7 @@ impl SamplingParams {
         }
     }
 
+    /// Whether sampling always takes the most likely token.
     pub fn is_greedy(&self) -> bool {
         self.temperature <= 0.0
     }
@@ -73,11 +76,13 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// A sampler with `params`, its random state seeded from `params.seed`.
     pub fn new(params: SamplingParams) -> Self {
         let rng = StdRng::seed_from_u64(params.seed);
         Self { params, rng }
     }
 
+    /// The settings it samples with.
     pub fn params(&self) -> &SamplingParams {
         &self.params
     }

@@ -30,6 +30,7 @@ pub struct SessionSnapshot {
 }
 
 impl Session {
+    /// An empty session with a fresh KV cache for `model`.
     pub fn new(model: &Model) -> Self {
         Self {
             cache: model.new_cache(),
@@ -54,6 +55,7 @@ impl Session {
         self.cache.max_len()
     }
 
+    /// Forgets every cached token.
     pub fn reset(&mut self) {
         self.cache.clear();
         self.tokens.clear();
@@ -65,6 +67,7 @@ impl Session {
         self.tokens.truncate(len);
     }
 
+    /// Saves the cache and its tokens, to [`restore`](Self::restore) later.
     pub fn snapshot(&self) -> Result<SessionSnapshot, Error> {
         Ok(SessionSnapshot {
             cache: self.cache.snapshot().map_err(crate::model::Error::from)?,
@@ -72,6 +75,7 @@ impl Session {
         })
     }
 
+    /// Returns to a state saved by [`snapshot`](Self::snapshot) on a session of the same model.
     pub fn restore(&mut self, snap: &SessionSnapshot) -> Result<(), Error> {
         self.cache.restore(&snap.cache).map_err(crate::model::Error::from)?;
         self.tokens.clone_from(&snap.tokens);

@@ -68,6 +68,7 @@ pub struct StopCheck {
 }
 
 impl StopStrings {
+    /// Watches for `stops`; empty strings are ignored.
     pub fn new(stops: Vec<String>) -> Self {
         Self {
             stops: stops.into_iter().filter(|s| !s.is_empty()).collect(),
@@ -75,6 +76,8 @@ impl StopStrings {
         }
     }
 
+    /// Adds the next piece of text: what can be shown now, and the stop string if one
+    /// completed.
     pub fn push(&mut self, text: &str) -> StopCheck {
         self.held.push_str(text);
         // The earliest complete stop string ends generation.

@@ -21,9 +21,13 @@ const MAX_LINE_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Task {
+    /// Unique name of the task in its file.
     pub id: String,
+    /// Group the summary counts it in (`single`, `two_step` …).
     pub category: String,
+    /// What the agent is asked.
     pub objective: String,
+    /// How its answer is judged.
     pub check: Check,
 }
 
@@ -33,14 +37,22 @@ pub struct Task {
 pub enum Check {
     /// A number within `tolerance` (absolute; default: equal up to 1e-9 relative).
     Number {
+        /// The expected value.
         number: f64,
+        /// Largest absolute difference accepted; `None` allows only rounding error.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tolerance: Option<f64>,
     },
     /// This text, case-insensitive, as a whole token.
-    Contains { contains: String },
+    Contains {
+        /// The text the answer must hold.
+        contains: String,
+    },
     /// Any of these texts, case-insensitive, as a whole token.
-    AnyOf { any_of: Vec<String> },
+    AnyOf {
+        /// The texts, any one of which the answer must hold.
+        any_of: Vec<String>,
+    },
 }
 
 /// A check as written: exactly one of `number`, `contains`, `any_of`; `tolerance` only with
@@ -71,8 +83,15 @@ impl TryFrom<RawCheck> for Check {
 /// Why a task file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskFileError {
+    /// A line is not a valid task.
     #[error("line {line}: {message}")]
-    Line { line: usize, message: String },
+    Line {
+        /// Line number in the file, from 1.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The file holds no task, only blank and comment lines.
     #[error("the task file has no tasks")]
     Empty,
 }

@@ -14,11 +14,14 @@ use super::Error;
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
+    /// Who speaks: `system`, `user` or `assistant` (templates may know others).
     pub role: String,
+    /// The message text.
     pub content: String,
 }
 
 impl Message {
+    /// A message from `role`.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
         Self {
             role: role.into(),
@@ -26,14 +29,17 @@ impl Message {
         }
     }
 
+    /// A system message (instructions for the whole conversation).
     pub fn system(content: impl Into<String>) -> Self {
         Self::new("system", content)
     }
 
+    /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
         Self::new("user", content)
     }
 
+    /// An assistant message (the model's own earlier reply).
     pub fn assistant(content: impl Into<String>) -> Self {
         Self::new("assistant", content)
     }
@@ -98,6 +104,7 @@ impl ChatTemplate {
             .expect("the built-in template compiles")
     }
 
+    /// Where the template came from.
     pub fn source(&self) -> TemplateSource {
         self.source
     }

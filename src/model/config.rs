@@ -16,14 +16,19 @@ pub enum Arch {
     Llama,
     /// Qwen2, Qwen2.5, DeepSeek-R1-Distill-Qwen.
     Qwen2,
+    /// Qwen3 (per-head query and key norms).
     Qwen3,
+    /// Gemma 3 (sliding-window layers, extra norms, scaled embeddings).
     Gemma3,
+    /// Phi-3 (fused QKV and gate/up projections).
     Phi3,
 }
 
 impl Arch {
+    /// The architecture names `parse` accepts, for error messages.
     pub const SUPPORTED: &'static str = "llama, qwen2, qwen3, gemma3, phi3";
 
+    /// The architecture of a GGUF `general.architecture` value.
     pub fn parse(name: &str) -> Result<Self, Error> {
         Ok(match name {
             "llama" => Self::Llama,
@@ -35,6 +40,7 @@ impl Arch {
         })
     }
 
+    /// The name GGUF metadata uses (`llama`, `qwen2`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Llama => "llama",
@@ -65,6 +71,7 @@ pub enum RopeLayout {
 /// The feed-forward activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
+    /// SiLU, as a gate (SwiGLU).
     Silu,
     /// GELU, tanh approximation (Gemma's `gelu_pytorch_tanh`).
     GeluTanh,
@@ -73,20 +80,29 @@ pub enum Activation {
 /// Everything the forward pass needs to know about a model, validated.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
+    /// Which architecture the file holds.
     pub arch: Arch,
+    /// The model's name from `general.name`, if the file has one.
     pub name: Option<String>,
+    /// Number of transformer blocks.
     pub n_layer: usize,
+    /// Width of the hidden state (embedding length).
     pub n_embd: usize,
+    /// Number of query heads.
     pub n_head: usize,
+    /// Number of key/value heads (fewer than `n_head` with grouped-query attention).
     pub n_head_kv: usize,
     /// Per-head dimension of queries and keys (`attention.key_length`).
     pub head_dim: usize,
     /// Per-head dimension of values (`attention.value_length`).
     pub value_dim: usize,
+    /// Width of the feed-forward layer's hidden state.
     pub ffn_dim: usize,
     /// The model's trained context length.
     pub context_length: usize,
+    /// Epsilon of the RMS norms.
     pub rms_eps: f64,
+    /// Rope frequency base (theta); see `rope_base_local` for sliding-window layers.
     pub rope_base: f64,
     /// Rope base of sliding-window layers where it differs (Gemma 3: 10 000).
     pub rope_base_local: Option<f64>,
@@ -94,6 +110,7 @@ pub struct ModelConfig {
     pub rope_dims: usize,
     /// Linear position scaling (1.0 = none) for global layers.
     pub rope_scale: f64,
+    /// How rotary embeddings pair up a head's dimensions.
     pub rope_layout: RopeLayout,
     /// Sliding attention window in tokens (keys with `query_pos - key_pos >= window` are masked).
     pub sliding_window: Option<usize>,
@@ -104,10 +121,12 @@ pub struct ModelConfig {
     pub attn_scale: f64,
     /// Multiplier applied to token embeddings (Gemma: sqrt(n_embd)).
     pub embed_scale: Option<f64>,
+    /// The feed-forward activation.
     pub activation: Activation,
 }
 
 impl ModelConfig {
+    /// Reads and checks the configuration from a GGUF header's metadata.
     pub fn from_gguf(h: &GgufHeader) -> Result<Self, Error> {
         let arch_name = h
             .str_opt("general.architecture")?

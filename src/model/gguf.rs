@@ -34,36 +34,62 @@ const EXCERPT_CHARS: usize = 64;
 /// A metadata value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// GGUF type 0, `u8`.
     U8(u8),
+    /// GGUF type 1, `i8`.
     I8(i8),
+    /// GGUF type 2, `u16`.
     U16(u16),
+    /// GGUF type 3, `i16`.
     I16(i16),
+    /// GGUF type 4, `u32`.
     U32(u32),
+    /// GGUF type 5, `i32`.
     I32(i32),
+    /// GGUF type 6, `f32`.
     F32(f32),
+    /// GGUF type 7, `bool`.
     Bool(bool),
+    /// GGUF type 8, a string (invalid UTF-8 replaced by U+FFFD).
     String(String),
+    /// GGUF type 10, `u64`.
     U64(u64),
+    /// GGUF type 11, `i64`.
     I64(i64),
+    /// GGUF type 12, `f64`.
     F64(f64),
+    /// GGUF type 9, an array of one element type.
     Array(Array),
 }
 
 /// A metadata array, held as one vector of its element type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Array {
+    /// An array of `u8`.
     U8(Vec<u8>),
+    /// An array of `i8`.
     I8(Vec<i8>),
+    /// An array of `u16`.
     U16(Vec<u16>),
+    /// An array of `i16`.
     I16(Vec<i16>),
+    /// An array of `u32`.
     U32(Vec<u32>),
+    /// An array of `i32`.
     I32(Vec<i32>),
+    /// An array of `f32`.
     F32(Vec<f32>),
+    /// An array of `bool`.
     Bool(Vec<bool>),
+    /// An array of strings, in one buffer.
     String(Strings),
+    /// An array of `u64`.
     U64(Vec<u64>),
+    /// An array of `i64`.
     I64(Vec<i64>),
+    /// An array of `f64`.
     F64(Vec<f64>),
+    /// An array of arrays (how many in all is capped).
     Array(Vec<Array>),
 }
 
@@ -75,20 +101,24 @@ pub struct Strings {
 }
 
 impl Strings {
+    /// Number of strings.
     pub fn len(&self) -> usize {
         self.ends.len()
     }
 
+    /// Whether there are no strings.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
 
+    /// String `i`, if there are that many.
     pub fn get(&self, i: usize) -> Option<&str> {
         let end = *self.ends.get(i)?;
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         Some(&self.text[start..end])
     }
 
+    /// The strings in order.
     pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
         (0..self.len()).filter_map(|i| self.get(i))
     }
@@ -100,6 +130,7 @@ impl Strings {
 }
 
 impl Array {
+    /// Number of elements.
     pub fn len(&self) -> usize {
         match self {
             Self::U8(v) => v.len(),
@@ -118,6 +149,7 @@ impl Array {
         }
     }
 
+    /// Whether there are no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -190,16 +222,20 @@ pub fn excerpt(s: &str) -> String {
 /// One entry of the tensor directory.
 #[derive(Debug, Clone)]
 pub struct TensorInfo {
+    /// The tensor's name (`blk.0.attn_q.weight`).
     pub name: String,
     /// Shape in candle's order (outermost first); GGUF stores it innermost first.
     pub shape: Vec<usize>,
+    /// How its data is stored (float or quantized type).
     pub dtype: GgmlDType,
     /// Absolute offset of the data in the file.
     pub offset: u64,
+    /// Bytes of data it holds.
     pub size_in_bytes: u64,
 }
 
 impl TensorInfo {
+    /// Number of elements (the product of the shape).
     pub fn elem_count(&self) -> usize {
         self.shape.iter().product()
     }
@@ -208,12 +244,15 @@ impl TensorInfo {
 /// The parsed header of a GGUF file.
 #[derive(Debug)]
 pub struct GgufHeader {
+    /// GGUF version, 2 or 3.
     pub version: u32,
     /// Metadata in file order.
     pub metadata: Vec<(String, Value)>,
     index: HashMap<String, usize>,
+    /// The tensor directory, in file order.
     pub tensors: Vec<TensorInfo>,
     tensor_index: HashMap<String, usize>,
+    /// Size of the whole file, in bytes.
     pub file_size: u64,
 }
 

@@ -12,25 +12,37 @@ use super::Error;
 pub struct QuantShare {
     /// ggml's name for the type (`Q4_1`, `Q6_K`, `F32` …).
     pub dtype: String,
+    /// Tensors stored in this type.
     pub tensors: usize,
+    /// Bytes of tensor data in this type.
     pub bytes: u64,
+    /// Parameters (tensor elements) in this type.
     pub params: u64,
 }
 
 /// Summary of a model file.
 #[derive(Debug, Clone)]
 pub struct ModelInfo {
+    /// The validated hyper-parameters.
     pub config: ModelConfig,
+    /// Size of the file, in bytes.
     pub file_size: u64,
+    /// Number of tensors.
     pub n_tensors: usize,
+    /// Number of parameters (elements of all tensors).
     pub n_params: u64,
+    /// Weights by storage type, most bytes first.
     pub quant_mix: Vec<QuantShare>,
+    /// `tokenizer.ggml.model` (`gpt2`, `llama` …), or `none` when absent.
     pub tokenizer_model: String,
+    /// `tokenizer.ggml.pre`, the pre-tokenizer's name, if the file has one.
     pub tokenizer_pre: Option<String>,
+    /// Whether the file holds a chat template.
     pub has_chat_template: bool,
 }
 
 impl ModelInfo {
+    /// Reads the summary from a GGUF header; fails when its configuration is invalid.
     pub fn from_header(h: &GgufHeader) -> Result<Self, Error> {
         let config = ModelConfig::from_gguf(h)?;
         let mut mix: Vec<QuantShare> = Vec::new();

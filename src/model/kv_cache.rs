@@ -59,6 +59,7 @@ impl KvSnapshot {
         self.len
     }
 
+    /// Whether the snapshot holds no tokens.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -102,6 +103,7 @@ impl KvCache {
         self.len
     }
 
+    /// Whether no token is cached.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

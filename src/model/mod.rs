@@ -36,53 +36,90 @@ pub use weights::LoadProgress;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A file could not be opened, read or memory-mapped.
     #[error("cannot open `{path}`: {source}")]
     Open {
+        /// The file: the GGUF, or the `tokenizer.json` beside it.
         path: PathBuf,
+        /// Why the operating system refused.
         source: std::io::Error,
     },
+    /// The model path names a directory.
     #[error("`{0}` is a directory, not a GGUF file")]
     IsDirectory(PathBuf),
+    /// The file does not start with `GGUF`; holds its first four bytes.
     #[error("not a GGUF file (starts with {0:02x?}, expected \"GGUF\")")]
     BadMagic([u8; 4]),
+    /// A GGUF version other than 2 or 3.
     #[error("GGUF version {0} is not supported (2 and 3 are)")]
     UnsupportedVersion(u32),
+    /// The header is inconsistent: an impossible tensor shape or offset, a bad alignment.
     #[error("malformed GGUF: {0}")]
     Format(String),
+    /// The file ends before its header or tensor data does.
     #[error("truncated or corrupt GGUF: {0}")]
     Truncated(String),
+    /// A required metadata key is absent.
     #[error("cannot find `{0}` in the GGUF metadata")]
     MissingKey(String),
+    /// A metadata value has the wrong type.
     #[error("metadata `{key}` is {found}, expected {expected}")]
     KeyType {
+        /// The metadata key.
         key: String,
+        /// The type wanted, in words (`an unsigned integer`).
         expected: &'static str,
+        /// The type the file holds.
         found: &'static str,
     },
+    /// The model's `general.architecture` is not one this crate runs.
     #[error("architecture `{0}` is not supported (supported: {list})", list = Arch::SUPPORTED)]
     UnsupportedArch(String),
+    /// A tensor is stored in a type this crate cannot compute with.
     #[error("tensor `{tensor}` has type {type_name}, which is not supported (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K to Q6_K are)")]
-    UnsupportedTensorType { tensor: String, type_name: String },
+    UnsupportedTensorType {
+        /// The tensor's name (shortened if very long).
+        tensor: String,
+        /// ggml's name for its type (or `unknown type id N`).
+        type_name: String,
+    },
+    /// A tensor the architecture needs is not in the file.
     #[error("cannot find tensor `{0}` in the GGUF")]
     MissingTensor(String),
+    /// A tensor's shape does not fit the model's configuration.
     #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
     TensorShape {
+        /// The tensor's name in the GGUF.
         name: String,
+        /// The shape the configuration implies.
         expected: Vec<usize>,
+        /// The shape the file holds.
         found: Vec<usize>,
     },
+    /// Hyper-parameters out of range, inconsistent or unsupported, or a context length of 0.
     #[error("invalid model configuration: {0}")]
     BadConfig(String),
+    /// The tokenizer could not be built from the file, or could not encode a text.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// The chat template does not parse or render.
     #[error("chat template: {0}")]
     Template(String),
+    /// More tokens than the model's (or the session's) context holds.
     #[error("context of {requested} tokens exceeds the model's limit of {max}")]
-    ContextTooLarge { requested: usize, max: usize },
+    ContextTooLarge {
+        /// Tokens asked for.
+        requested: usize,
+        /// Most tokens the context holds.
+        max: usize,
+    },
+    /// A model name, path or `hf:` spec could not be resolved to a file.
     #[error("{0}")]
     Source(String),
+    /// The device asked for cannot be opened (no CUDA in this build, no such GPU).
     #[error("device: {0}")]
     Device(String),
+    /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
@@ -93,7 +130,9 @@ pub enum DeviceChoice {
     /// CUDA when compiled in and present, else CPU.
     #[default]
     Auto,
+    /// The CPU, always available.
     Cpu,
+    /// The CUDA device with this index (`cuda:N`).
     Cuda(usize),
 }
 
@@ -114,6 +153,7 @@ impl std::str::FromStr for DeviceChoice {
 }
 
 impl DeviceChoice {
+    /// Opens the device; `Cuda` fails when the build has no CUDA support or the GPU is absent.
     pub fn open(self) -> Result<Device, Error> {
         match self {
             Self::Cpu => Ok(Device::Cpu),
@@ -138,6 +178,7 @@ impl DeviceChoice {
 
 /// How to load a model.
 pub struct LoadOptions<'a> {
+    /// Where the weights are loaded and the forward pass runs.
     pub device: Device,
     /// Context length for sessions; `None` uses the model's trained length.
     pub context: Option<usize>,
@@ -218,18 +259,22 @@ impl Model {
         })
     }
 
+    /// The file the model was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The hyper-parameters read from the GGUF header.
     pub fn config(&self) -> &ModelConfig {
         &self.info.config
     }
 
+    /// What the GGUF header says of the model: configuration, sizes, quantization, tokenizer.
     pub fn info(&self) -> &ModelInfo {
         &self.info
     }
 
+    /// The model's tokenizer, from `tokenizer.json` beside the file or else the GGUF metadata.
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
     }
@@ -239,10 +284,12 @@ impl Model {
         self.tokenizer.clone()
     }
 
+    /// The chat template, from the GGUF or a plain fallback when it has none.
     pub fn template(&self) -> &ChatTemplate {
         &self.template
     }
 
+    /// The device the weights live on.
     pub fn device(&self) -> &Device {
         self.transformer.device()
     }

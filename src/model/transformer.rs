@@ -82,6 +82,7 @@ pub struct Transformer {
 }
 
 impl Transformer {
+    /// Builds the forward pass of `cfg` from the file's tensors, checking each one's shape.
     pub fn load(cfg: &ModelConfig, w: &mut Weights<'_>) -> std::result::Result<Self, Error> {
         let c = cfg;
         let vocab_size = w
@@ -222,6 +223,7 @@ impl Transformer {
         })
     }
 
+    /// The configuration the transformer was built for.
     pub fn config(&self) -> &ModelConfig {
         &self.cfg
     }
@@ -231,6 +233,7 @@ impl Transformer {
         self.vocab_size
     }
 
+    /// The device its weights live on.
     pub fn device(&self) -> &Device {
         &self.device
     }

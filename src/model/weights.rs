@@ -14,7 +14,9 @@ use super::Error;
 /// Progress of a model load, in bytes of tensor data.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadProgress {
+    /// Bytes of tensor data read so far.
     pub loaded_bytes: u64,
+    /// Bytes of tensor data in the file, in all.
     pub total_bytes: u64,
 }
 
@@ -29,6 +31,8 @@ pub struct Weights<'a> {
 }
 
 impl<'a> Weights<'a> {
+    /// Maps the file at `path`, whose header is `header`; tensors go to `device`, and
+    /// `progress` hears of each one read.
     pub fn open(
         path: &Path,
         header: &'a GgufHeader,
@@ -63,6 +67,7 @@ impl<'a> Weights<'a> {
         })
     }
 
+    /// The device tensors are loaded to.
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -72,6 +77,7 @@ impl<'a> Weights<'a> {
         self.header.tensor(name).map(|t| t.shape.as_slice())
     }
 
+    /// Whether the file has a tensor named `name`.
     pub fn has(&self, name: &str) -> bool {
         self.header.tensor(name).is_some()
     }

@@ -31,6 +31,7 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    /// The directory `root`, which must exist; symlinks in its path are resolved once here.
     pub fn new(root: &Path) -> std::io::Result<Self> {
         let root = root.canonicalize()?;
         if !root.is_dir() {
@@ -39,6 +40,7 @@ impl Workspace {
         Ok(Self { root })
     }
 
+    /// The workspace directory, as an absolute path with no symlinks.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -138,12 +140,14 @@ fn path_schema(description: &str) -> Value {
     json!({"type": "string", "maxLength": 200, "description": description})
 }
 
+/// `list_dir`: the files (with sizes) and folders of a workspace folder.
 pub struct ListDir {
     ws: Arc<Workspace>,
     spec: ToolSpec,
 }
 
 impl ListDir {
+    /// A `list_dir` tool for `ws`.
     pub fn new(ws: Arc<Workspace>) -> Self {
         Self {
             ws,
@@ -202,6 +206,7 @@ impl Tool for ListDir {
     }
 }
 
+/// `read_file`: the text of a workspace file.
 pub struct ReadFile {
     ws: Arc<Workspace>,
     spec: ToolSpec,
@@ -331,12 +336,14 @@ fn read_prefix(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// `search_files`: lines of workspace files that match a pattern (case-insensitive).
 pub struct SearchFiles {
     ws: Arc<Workspace>,
     spec: ToolSpec,
 }
 
 impl SearchFiles {
+    /// A `search_files` tool for `ws`.
     pub fn new(ws: Arc<Workspace>) -> Self {
         Self {
             ws,
@@ -446,12 +453,14 @@ fn search(ws: &Workspace, pattern: &str, cancel: &Cancel) -> Result<String, Tool
     Ok(out.trim_end().to_string())
 }
 
+/// `write_file`: writes (or replaces) a workspace file.
 pub struct WriteFile {
     ws: Arc<Workspace>,
     spec: ToolSpec,
 }
 
 impl WriteFile {
+    /// A `write_file` tool for `ws`.
     pub fn new(ws: Arc<Workspace>) -> Self {
         Self {
             ws,

@@ -11,6 +11,7 @@ use super::{blocking, str_field, Tool, ToolError, ToolFuture, ToolSpec};
 /// Most bytes of a response body returned.
 const MAX_BODY: u64 = 16 * 1024;
 
+/// `http_request`: a GET or POST to a URL under one of the allowed base URLs.
 pub struct HttpRequest {
     allowed: Vec<Url>,
     timeout: Duration,

@@ -16,6 +16,7 @@ pub trait Human: Send + Sync {
     fn ask(&self, question: &str, cancel: &Cancel) -> Option<String>;
 }
 
+/// `ask_human`: puts the model's question to a [`Human`] and returns the answer.
 pub struct AskHuman {
     human: Arc<dyn Human>,
     spec: ToolSpec,

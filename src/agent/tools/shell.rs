@@ -19,6 +19,7 @@ use super::{str_field, Tool, ToolError, ToolFuture, ToolSpec, Workspace};
 /// writes more is stopped, so endless output costs no more memory than this.
 const MAX_OUTPUT: usize = 16 * 1024;
 
+/// `shell`: runs an allowed command with arguments in the workspace, without a shell.
 pub struct Shell {
     allowed: Vec<String>,
     ws: Arc<Workspace>,
@@ -26,6 +27,7 @@ pub struct Shell {
 }
 
 impl Shell {
+    /// Runs only the commands named in `allowed` (exact names), in the workspace `ws`.
     pub fn new(allowed: Vec<String>, ws: Arc<Workspace>) -> Self {
         let example = allowed.first().cloned().unwrap_or_else(|| "ls".into());
         Self {

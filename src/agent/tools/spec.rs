@@ -6,7 +6,10 @@ use serde_json::Value;
 /// The description of a tool that prompts and grammars are built from.
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolSpec {
+    /// The name the model writes to call the tool: letters, digits, `_` or `-`, unique in a
+    /// registry.
     pub name: String,
+    /// What the tool does, in a sentence or two the model reads to choose it.
     pub description: String,
     /// JSON schema of the input object.
     pub input_schema: Value,
@@ -26,6 +29,7 @@ pub struct ToolSpec {
 }
 
 impl ToolSpec {
+    /// A spec from its parts, with no words field and not a last resort.
     pub fn new(name: impl Into<String>, description: impl Into<String>, input_schema: Value, example: Value) -> Self {
         Self {
             name: name.into(),

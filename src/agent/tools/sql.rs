@@ -24,6 +24,7 @@ const READ_PRAGMAS: &[&str] = &["table_info", "table_xinfo", "table_list", "inde
 /// Rows of each table shown in the tool's description.
 const SAMPLE_ROWS: usize = 3;
 
+/// `sql_query`: SQL on one SQLite file, read-only unless writes were allowed.
 pub struct SqlQuery {
     path: PathBuf,
     allow_write: bool,
