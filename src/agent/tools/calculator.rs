@@ -18,6 +18,7 @@ const MAX_DIGITS: u64 = 4096;
 /// Deepest nesting of parentheses, signs and powers: the parser recurses once per level.
 const MAX_DEPTH: usize = 64;
 
+/// `calculator`: exact arithmetic on an expression in symbols or words.
 pub struct Calculator {
     spec: ToolSpec,
 }
@@ -106,32 +107,48 @@ const VERBS: &[(&str, &str)] = &[
 ];
 
 /// A second operation on the running result, as a chained sentence says it (`…, then divide
-/// the result by 5`, `… and add 7 to it`): the operator and its operand. The running result is
-/// everything before, which the parser reads left to right.
+/// the result by 5`, `… and add 7 to it`, `144, add 56`): the operator and its operand. The
+/// running result `{p}` is everything before, in parentheses: `17 + 23, then divide the result
+/// by 5` is `(17 + 23) / 5`, as the sentence means, not `17 + 23 / 5`.
+///
+/// `;` marks where the sentence paused (a comma or `then`); the short forms (`add 56`,
+/// `divide by 8`, `plus 7`) continue the running result only there, so that `7 squared minus 9
+/// divided by 3` keeps the usual precedence.
 const CHAINED: &[(&str, &str)] = &[
-    (r"(?:and )?add {b} to (?:the result|the sum|it|that|this)", " + {b}"),
-    (r"(?:and )?subtract {b} from (?:the result|the sum|it|that|this)", " - {b}"),
-    (r"(?:and )?multiply (?:the result|the sum|it|that|this) by {b}", " * {b}"),
-    (r"(?:and )?divide (?:the result|the sum|it|that|this) by {b}", " / {b}"),
+    (r"(?: ;)? (?:and )?add {b} to (?:the result|the sum|the total|it|that|this)", "({p}) + {b}"),
+    (r"(?: ;)? (?:and )?subtract {b} from (?:the result|the sum|the total|it|that|this)", "({p}) - {b}"),
+    (r"(?: ;)? (?:and )?multiply (?:the result|the sum|the total|it|that|this) by {b}", "({p}) * {b}"),
+    (r"(?: ;)? (?:and )?divide (?:the result|the sum|the total|it|that|this) by {b}", "({p}) / {b}"),
+    (r" ; (?:and )?(?:add|plus) {b}", "({p}) + {b}"),
+    (r" ; (?:and )?(?:subtract|minus|take away) {b}", "({p}) - {b}"),
+    (r" ; (?:and )?(?:multiply by|multiplied by|times) {b}", "({p}) * {b}"),
+    (r" ; (?:and )?(?:divide by|divided by) {b}", "({p}) / {b}"),
 ];
 
 /// Words that frame a question rather than state arithmetic (`What is 2 + 2?`), dropped.
 const FRAMING: &[&str] = &["what is", "what's", "how much is", "compute", "calculate", "evaluate", "the value of"];
 
+/// Words that set up the running result (`start with 144, add 56`), dropped wherever they are.
+const OPENERS: &[&str] = &[" start with ", " starting with ", " begin with "];
+
+/// Where speech pauses between operations, marked `;` for [`CHAINED`]. Longest first.
+const PAUSES: &[&str] = &[", and then ", " and then ", ", then ", " then ", ", "];
+
 /// Rewrites [`VERBS`] and [`CHAINED`] phrases into symbols, innermost first, and drops
-/// [`FRAMING`] words, a final `?` or `.`, and `then`, which joins two operations in speech
-/// (`17 * 23, then divided by 5`) but means nothing to the parser.
+/// [`FRAMING`] and [`OPENERS`] words, a final `?` or `.`, and the pauses between operations,
+/// which mean nothing to the parser once the operations are grouped.
 fn rewrite_verbs(text: &str) -> String {
     use std::sync::OnceLock;
     static RULES: OnceLock<Vec<(regex::Regex, &'static str)>> = OnceLock::new();
     let rules = RULES.get_or_init(|| {
         let operand = r"(-?[0-9][0-9.,]*|\([^()]*\))";
-        CHAINED
-            .iter()
-            .chain(VERBS)
+        let chained = CHAINED.iter().map(|(pat, out)| (format!(r"^(?P<p>.*?[0-9)]){pat}"), *out));
+        let verbs = VERBS.iter().map(|(pat, out)| (format!(r"\b{pat}"), *out));
+        chained
+            .chain(verbs)
             .map(|(pat, out)| {
                 let pat = pat.replace("{a}", &operand.replace("(-?", "(?P<a>-?")).replace("{b}", &operand.replace("(-?", "(?P<b>-?"));
-                (regex::Regex::new(&format!(r"\b{pat}")).expect("valid verb pattern"), *out)
+                (regex::Regex::new(&pat).expect("valid verb pattern"), out)
             })
             .collect()
     });
@@ -141,15 +158,23 @@ fn rewrite_verbs(text: &str) -> String {
             text = rest.trim_start().to_string();
         }
     }
-    let mut text = format!(" {text} ").replace(" then ", " ").replace(", then", " ").replace(",", " ");
+    let mut text = format!(" {text} ");
+    for opener in OPENERS {
+        text = text.replace(opener, " ");
+    }
+    for pause in PAUSES {
+        text = text.replace(pause, " ; ");
+    }
+    // What commas are left sit inside numbers (`1,000`).
+    let mut text = text.replace(',', "");
     // Each pass rewrites at least one phrase or stops; nesting is bounded by the length.
     for _ in 0..16 {
         let before = text.clone();
         for (re, out) in rules {
             text = re
-                .replace_all(&text, |c: &regex::Captures<'_>| {
+                .replace(&text, |c: &regex::Captures<'_>| {
                     let group = |n: &str| c.name(n).map_or("", |m| m.as_str()).to_string();
-                    out.replace("{a}", &group("a")).replace("{b}", &group("b"))
+                    out.replace("{p}", &group("p")).replace("{a}", &group("a")).replace("{b}", &group("b"))
                 })
                 .into_owned();
         }
@@ -157,12 +182,12 @@ fn rewrite_verbs(text: &str) -> String {
             break;
         }
     }
-    text
+    text.replace(';', " ")
 }
 
 /// Evaluates `expr` exactly.
 pub fn evaluate(expr: &str) -> Result<BigRational, String> {
-    let mut text = rewrite_verbs(&expr.to_lowercase());
+    let mut text = rewrite_verbs(&super::number_words::spell_out(&expr.to_lowercase()));
     for (word, symbol) in WORDS {
         text = text.replace(word, &format!(" {symbol} "));
     }
@@ -457,6 +482,12 @@ mod tests {
         assert_eq!(calc("Compute 15 squared minus 11 squared."), "104");
         assert_eq!(calc("395 and add 1 to it"), "396");
         assert_eq!(calc("1620 take away 299"), "1321");
+        assert_eq!(calc("17 + 23, then divide the result by 5"), "8", "the running result, not 23 / 5");
+        assert_eq!(calc("Start with one hundred forty-four, add fifty-six, then divide the result by eight."), "25");
+        assert_eq!(calc("144, add 56, then divide by 8"), "25");
+        assert_eq!(calc("ten times three, minus four"), "26");
+        assert_eq!(calc("7 squared minus 9 divided by 3"), "46", "no pause: the usual precedence");
+        assert_eq!(calc("Multiply twelve by three and then take away 6"), "30");
         let words = |t: &str| evaluate_words(t).map(|v| format_number(&v)).unwrap_or_else(|e| format!("error: {e}"));
         assert_eq!(words("divide 200 by 8. What do you get?"), "25");
         assert!(words("What do you get? 200 / 8").starts_with("error"), "only the first sentence, and the whole text's error");

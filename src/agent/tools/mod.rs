@@ -7,6 +7,7 @@ mod calculator;
 mod files;
 mod human;
 mod http;
+mod number_words;
 mod shell;
 mod spec;
 mod sql;
@@ -33,19 +34,24 @@ pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = Result<String, ToolError>>
 /// Why a tool call failed. The agent shows it to the model as an error observation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ToolError {
+    /// The call is malformed: no such tool, input invalid against the schema, or input the
+    /// tool cannot use (a bad pattern).
     #[error("invalid input: {0}")]
     InvalidInput(String),
     /// A sandbox or permission check said no.
     #[error("refused: {0}")]
     Refused(String),
+    /// The tool ran and failed.
     #[error("{0}")]
     Failed(String),
+    /// The call took longer than the limit it was given.
     #[error("timed out after {0:.1?}")]
     Timeout(Duration),
 }
 
 /// A tool: a name, a description and an input schema the model sees, and an async call.
 pub trait Tool: Send + Sync {
+    /// What the model sees of the tool: name, description, input schema.
     fn spec(&self) -> &ToolSpec;
 
     /// Runs the tool on an input already validated against its schema.
@@ -69,8 +75,11 @@ pub trait Tool: Send + Sync {
 /// The result of one call, as the agent records it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Observation {
+    /// What the tool returned, or `Error: …` with the reason it failed.
     pub text: String,
+    /// Whether the call failed (the text then says why).
     pub error: bool,
+    /// Wall-clock seconds the call took, failures and timeouts included.
     pub elapsed_secs: f64,
 }
 
@@ -111,14 +120,17 @@ impl Registry {
         Ok(self)
     }
 
+    /// The tool named `name`, if there is one.
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
         self.tools.iter().find(|t| t.spec().name == name)
     }
 
+    /// Whether no tool has been added.
     pub fn is_empty(&self) -> bool {
         self.tools.is_empty()
     }
 
+    /// How long a call may take, for tools that accept the registry's limit.
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -172,14 +184,17 @@ impl Registry {
 pub struct Cancel(Arc<std::sync::atomic::AtomicBool>);
 
 impl Cancel {
+    /// A token not yet cancelled.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Marks the call abandoned; every clone sees it.
     pub fn cancel(&self) {
         self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Whether the call was abandoned.
     pub fn is_cancelled(&self) -> bool {
         self.0.load(std::sync::atomic::Ordering::Relaxed)
     }
