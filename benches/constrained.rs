@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use pae_local::agent::grammars::{self, Limits};
 use pae_local::agent::prompt::PromptContext;
 use pae_local::agent::templates::Templates;
-use pae_local::agent::tools::{Calculator, ListDir, ReadFile, Registry, SearchFiles, SqlQuery, ToolSpec, Workspace};
+use pae_local::agent::tools::{BuiltinTools, Registry, ToolSpec};
 use pae_local::decode::{Engine, GenerateRequest, Grammar, SamplingParams};
 use pae_local::model::{LoadOptions, Model};
 
@@ -79,14 +79,13 @@ fn tools(dir: &Path) -> Vec<ToolSpec> {
          INSERT INTO users VALUES (1,'Alice','Paris',34),(2,'Bob','Berlin',28),(3,'Carol','Paris',45);",
     )
     .unwrap();
-    let ws = Arc::new(Workspace::new(dir).unwrap());
-    let mut r = Registry::new(Duration::from_secs(10));
-    r.add(Arc::new(Calculator::default())).unwrap();
-    r.add(Arc::new(ListDir::new(ws.clone()))).unwrap();
-    r.add(Arc::new(ReadFile::new(ws.clone()))).unwrap();
-    r.add(Arc::new(SearchFiles::new(ws))).unwrap();
-    r.add(Arc::new(SqlQuery::new(&db, false).unwrap())).unwrap();
-    r.specs()
+    let tools = BuiltinTools {
+        workspace: Some(dir.to_path_buf()),
+        sqlite: Some(db),
+        timeout: Duration::from_secs(10),
+        ..BuiltinTools::default()
+    };
+    Registry::builtin(&tools).unwrap().specs()
 }
 
 /// One benchmark case: a grammar and the prompt it is decoded from.

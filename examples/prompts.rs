@@ -11,7 +11,6 @@
 // Printing is what this program is for.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use pae_local::agent::grammars::{self, Limits};
@@ -19,7 +18,7 @@ use pae_local::agent::prompt::PromptContext;
 use pae_local::agent::relevance;
 use pae_local::agent::templates::Templates;
 use pae_local::decode::Grammar;
-use pae_local::agent::tools::{Calculator, ListDir, ReadFile, Registry, SearchFiles, Workspace};
+use pae_local::agent::tools::{BuiltinTools, Registry};
 
 fn main() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,12 +32,10 @@ fn main() -> anyhow::Result<()> {
     };
     let objective = if args.is_empty() { "What is 17 * 23 + 4?".to_string() } else { args.join(" ") };
 
-    let ws = Arc::new(Workspace::new(&std::env::current_dir()?)?);
-    let mut tools = Registry::new(Duration::from_secs(5));
-    tools.add(Arc::new(Calculator::default())).map_err(anyhow::Error::msg)?;
-    tools.add(Arc::new(ListDir::new(ws.clone()))).map_err(anyhow::Error::msg)?;
-    tools.add(Arc::new(ReadFile::new(ws.clone()))).map_err(anyhow::Error::msg)?;
-    tools.add(Arc::new(SearchFiles::new(ws))).map_err(anyhow::Error::msg)?;
+    let tools = Registry::builtin(&BuiltinTools {
+        timeout: Duration::from_secs(5),
+        ..BuiltinTools::default()
+    })?;
 
     let limits = Limits::default();
     // The agent shows the tools most relevant to the objective first.

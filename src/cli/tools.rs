@@ -3,12 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
-use pae_local::agent::tools::{
-    AskHuman, Calculator, HttpRequest, Human, ListDir, ReadFile, Registry, SearchFiles, Shell, SqlQuery, Workspace,
-    WriteFile,
-};
+use pae_local::agent::tools::{BuiltinTools, Human, Registry};
 
 #[derive(Debug, Clone, Args)]
 pub struct ToolArgs {
@@ -43,45 +39,21 @@ pub struct ToolArgs {
 }
 
 impl ToolArgs {
-    pub fn workspace(&self) -> anyhow::Result<Arc<Workspace>> {
-        let dir = match &self.workspace {
-            Some(d) => d.clone(),
-            None => std::env::current_dir()?,
-        };
-        Ok(Arc::new(
-            Workspace::new(&dir).with_context(|| format!("workspace `{}`", dir.display()))?,
-        ))
-    }
-
     /// The registry these flags ask for; `human` answers `ask_human` when `--human` is given
     /// (without one, the flags are only checked).
     pub fn registry(&self, human: Option<Arc<dyn Human>>) -> anyhow::Result<Registry> {
         let timeout = super::run::seconds("--tool-timeout", self.tool_timeout)?;
         let human_timeout = self.human_timeout.map(|t| super::run::seconds("--human-timeout", t)).transpose()?;
-        let ws = self.workspace()?;
-        let mut r = Registry::new(timeout);
-        let add = |r: &mut Registry, t: Arc<dyn pae_local::agent::tools::Tool>| r.add(t).map(|_| ()).map_err(anyhow::Error::msg);
-        add(&mut r, Arc::new(Calculator::default()))?;
-        add(&mut r, Arc::new(ListDir::new(ws.clone())))?;
-        // With writes allowed, files may appear during the run: any path may be read then.
-        let read = if self.allow_write { ReadFile::any_path(ws.clone()) } else { ReadFile::new(ws.clone()) };
-        add(&mut r, Arc::new(read))?;
-        add(&mut r, Arc::new(SearchFiles::new(ws.clone())))?;
-        if self.allow_write {
-            add(&mut r, Arc::new(WriteFile::new(ws.clone())))?;
-        }
-        if let Some(db) = &self.sqlite {
-            add(&mut r, Arc::new(SqlQuery::new(db, self.allow_sql_write).map_err(anyhow::Error::msg)?))?;
-        }
-        if !self.allow_http.is_empty() {
-            add(&mut r, Arc::new(HttpRequest::new(self.allow_http.clone(), timeout).map_err(anyhow::Error::msg)?))?;
-        }
-        if !self.allow_shell.is_empty() {
-            add(&mut r, Arc::new(Shell::new(self.allow_shell.clone(), ws.clone())))?;
-        }
-        if let (true, Some(human)) = (self.human, human) {
-            add(&mut r, Arc::new(AskHuman::new(human).with_timeout(human_timeout)))?;
-        }
-        Ok(r)
+        Ok(Registry::builtin(&BuiltinTools {
+            workspace: self.workspace.clone(),
+            allow_write: self.allow_write,
+            sqlite: self.sqlite.clone(),
+            allow_sql_write: self.allow_sql_write,
+            allow_http: self.allow_http.clone(),
+            allow_shell: self.allow_shell.clone(),
+            human: if self.human { human } else { None },
+            human_timeout,
+            timeout,
+        })?)
     }
 }

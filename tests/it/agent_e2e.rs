@@ -17,7 +17,7 @@ use std::time::Duration;
 use pae_local::agent::events::RunStatus;
 use pae_local::agent::llm::{Llm, LocalLlm};
 use pae_local::agent::planner::PlannerKind;
-use pae_local::agent::tools::{Calculator, ListDir, ReadFile, Registry, SearchFiles, SqlQuery, Workspace};
+use pae_local::agent::tools::{BuiltinTools, Registry};
 use pae_local::agent::trace::TraceWriter;
 use pae_local::agent::{Agent, AgentConfig};
 use pae_local::decode::Engine;
@@ -28,14 +28,13 @@ use crate::common::{model, repo, SMOLLM};
 
 /// The tools `pae-local run --workspace W --sqlite D` offers without a terminal.
 fn registry(sb: &Sandbox) -> Registry {
-    let ws = Arc::new(Workspace::new(&sb.workspace()).unwrap());
-    let mut r = Registry::new(Duration::from_secs(30));
-    r.add(Arc::new(Calculator::default())).unwrap();
-    r.add(Arc::new(ListDir::new(ws.clone()))).unwrap();
-    r.add(Arc::new(ReadFile::new(ws.clone()))).unwrap();
-    r.add(Arc::new(SearchFiles::new(ws))).unwrap();
-    r.add(Arc::new(SqlQuery::new(sb.database().unwrap(), false).unwrap())).unwrap();
-    r
+    Registry::builtin(&BuiltinTools {
+        workspace: Some(sb.workspace()),
+        sqlite: Some(sb.database().unwrap().to_path_buf()),
+        timeout: Duration::from_secs(30),
+        ..BuiltinTools::default()
+    })
+    .unwrap()
 }
 
 /// Runs the public set with `planner`, checks what every run must hold, prints the tables and

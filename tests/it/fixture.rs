@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pae_local::agent::tools::{Calculator, HttpRequest, ListDir, ReadFile, Registry, SearchFiles, Shell, SqlQuery, Workspace};
+use pae_local::agent::tools::{BuiltinTools, Calculator, HttpRequest, ListDir, ReadFile, Registry, SearchFiles, Shell, SqlQuery, Workspace};
 
 pub struct Fixture {
     pub dir: tempfile::TempDir,
@@ -42,21 +42,23 @@ pub fn create() -> Fixture {
 /// arrays, optional fields) for the grammar tests.
 /// `read_file` accepts only the files the fixture holds, as in a run without `--allow-write`.
 pub fn registry(f: &Fixture) -> Registry {
-    registry_reading(f, ReadFile::new)
+    Registry::builtin(&BuiltinTools {
+        workspace: Some(f.root().to_path_buf()),
+        sqlite: Some(f.db.clone()),
+        timeout: Duration::from_secs(10),
+        ..BuiltinTools::default()
+    })
+    .unwrap()
 }
 
 /// [`registry`] with a `read_file` that takes any path, so that control-flow tests can
 /// script reads of missing files, files made later and paths that leave the workspace.
 pub fn any_path_registry(f: &Fixture) -> Registry {
-    registry_reading(f, ReadFile::any_path)
-}
-
-fn registry_reading(f: &Fixture, read_file: fn(Arc<Workspace>) -> ReadFile) -> Registry {
     let ws = Arc::new(Workspace::new(f.root()).unwrap());
     let mut r = Registry::new(Duration::from_secs(10));
     r.add(Arc::new(Calculator::default())).unwrap();
     r.add(Arc::new(ListDir::new(ws.clone()))).unwrap();
-    r.add(Arc::new(read_file(ws.clone()))).unwrap();
+    r.add(Arc::new(ReadFile::any_path(ws.clone()))).unwrap();
     r.add(Arc::new(SearchFiles::new(ws.clone()))).unwrap();
     r.add(Arc::new(SqlQuery::new(&f.db, false).unwrap())).unwrap();
     r

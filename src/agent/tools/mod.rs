@@ -3,6 +3,7 @@
 //!
 //! Tools know nothing of models; sandbox checks live inside each tool.
 
+mod builtin;
 mod calculator;
 mod files;
 mod human;
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use builtin::{BuiltinError, BuiltinTools};
 pub use calculator::{evaluate, format_number, Calculator};
 pub use files::{ListDir, ReadFile, SearchFiles, Workspace, WriteFile};
 pub use human::{AskHuman, Human};
