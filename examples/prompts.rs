@@ -22,14 +22,15 @@ use pae_local::agent::tools::{BuiltinTools, Registry};
 
 fn main() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let templates = match args.iter().position(|a| a == "--templates") {
+    let dir = match args.iter().position(|a| a == "--templates") {
         Some(i) if i + 1 < args.len() => {
             let dir = args.remove(i + 1);
             args.remove(i);
-            Templates::with_overrides(dir.as_ref())?
+            Some(std::path::PathBuf::from(dir))
         }
-        _ => Templates::builtin()?,
+        _ => None,
     };
+    let templates = Templates::load(dir.as_deref())?;
     let objective = if args.is_empty() { "What is 17 * 23 + 4?".to_string() } else { args.join(" ") };
 
     let tools = Registry::builtin(&BuiltinTools {

@@ -91,7 +91,7 @@ impl std::fmt::Debug for Templates {
 impl Templates {
     /// The built-in templates.
     pub fn builtin() -> Result<Self, Error> {
-        Self::load(None)
+        Self::build(None)
     }
 
     /// The built-ins, with any file of the same name under `dir` (e.g. `planner.jinja`,
@@ -100,10 +100,19 @@ impl Templates {
         if !dir.is_dir() {
             return Err(Error::Template(format!("`{}` is not a directory", dir.display())));
         }
-        Self::load(Some(dir))
+        Self::build(Some(dir))
     }
 
-    fn load(dir: Option<&Path>) -> Result<Self, Error> {
+    /// [`with_overrides`](Self::with_overrides) when `overrides` names a folder, else
+    /// [`builtin`](Self::builtin): what an optional `--templates DIR` asks for.
+    pub fn load(overrides: Option<&Path>) -> Result<Self, Error> {
+        match overrides {
+            Some(dir) => Self::with_overrides(dir),
+            None => Self::builtin(),
+        }
+    }
+
+    fn build(dir: Option<&Path>) -> Result<Self, Error> {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);

@@ -50,10 +50,7 @@ impl Human for NoOne {
 pub fn run(margs: &ModelArgs, args: PlanArgs) -> anyhow::Result<()> {
     anyhow::ensure!((1..=20).contains(&args.max_steps), "--max-steps must be between 1 and 20");
     let sampling = args.sampling.to_params()?;
-    let templates = match &args.templates {
-        Some(dir) => Templates::with_overrides(dir)?,
-        None => Templates::builtin()?,
-    };
+    let templates = Templates::load(args.templates.as_deref())?;
     // `ask_human` (with --human) is only shown to the planner here, never called.
     let registry = args.tools.registry(Some(Arc::new(NoOne)))?;
     let model = load_model(margs, None)?;

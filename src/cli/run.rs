@@ -170,10 +170,7 @@ impl AgentArgs {
     }
 
     fn templates(&self) -> anyhow::Result<Templates> {
-        Ok(match &self.templates {
-            Some(dir) => Templates::with_overrides(dir)?,
-            None => Templates::builtin()?,
-        })
+        Ok(Templates::load(self.templates.as_deref())?)
     }
 
     fn supervisor(&self, input: &Arc<Input>, interrupt: &Interrupt) -> anyhow::Result<Option<Arc<dyn Supervisor>>> {
