@@ -10,6 +10,7 @@
 use half::f16;
 
 use super::config::RopeLayout;
+use super::cpu::SendPtr;
 
 /// The attention geometry of a model.
 #[derive(Debug, Clone, Copy)]
@@ -43,17 +44,12 @@ pub struct LayerCache {
 fn round_f16(xs: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if simd() {
+        if super::cpu::simd_available() {
             // SAFETY: F16C/AVX2 were detected.
             return unsafe { round_f16_f16c(xs) };
         }
     }
     xs.iter_mut().for_each(|x| *x = f16::from_f32(*x).to_f32());
-}
-
-#[cfg(target_arch = "x86_64")]
-fn simd() -> bool {
-    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -175,17 +171,6 @@ pub fn attend(
     out
 }
 
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: only written at disjoint rows (see `attend`).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// One query head against its key/value head.
 struct Head<'a> {
     q: &'a [f32],
@@ -203,7 +188,7 @@ impl Head<'_> {
     fn attend(&self, out: &mut [f32], scores: &mut Vec<f32>) {
         #[cfg(target_arch = "x86_64")]
         {
-            if simd() {
+            if super::cpu::simd_available() {
                 // SAFETY: the features were detected.
                 return unsafe { self.attend_avx2(out, scores) };
             }

@@ -7,6 +7,7 @@
 mod attention_cpu;
 pub mod chat_template;
 pub mod config;
+mod cpu;
 pub mod gguf;
 pub mod info;
 pub mod kv_cache;
