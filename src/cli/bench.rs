@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use candle_core::{Device, DeviceLocation};
 use clap::Args;
 use pae_local::model::{Logits, Model};
 
@@ -31,8 +32,11 @@ pub struct BenchArgs {
     json: bool,
 }
 
-struct Result {
+/// One test of one model: its tokens/s over the timed repetitions.
+struct Measurement {
     model: String,
+    /// Where the model ran, as `--device` spells it (`cpu`, `cuda:0`).
+    device: String,
     size: u64,
     params: u64,
     test: String,
@@ -41,7 +45,7 @@ struct Result {
     samples: Vec<f64>,
 }
 
-impl Result {
+impl Measurement {
     fn mean(&self) -> f64 {
         self.samples.iter().sum::<f64>() / self.samples.len() as f64
     }
@@ -53,6 +57,16 @@ impl Result {
         }
         let m = self.mean();
         (self.samples.iter().map(|s| (s - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+    }
+}
+
+/// A device as `--device` names it, so that the table says where each model really ran
+/// (`--device auto` picks CUDA when it can).
+fn device_label(device: &Device) -> String {
+    match device.location() {
+        DeviceLocation::Cpu => "cpu".into(),
+        DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
     }
 }
 
@@ -115,6 +129,7 @@ pub fn run(margs: &ModelArgs, args: BenchArgs) -> anyhow::Result<()> {
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
         let info = model.info();
+        let device = device_label(model.device());
         let mut tests: Vec<(String, usize, usize)> = Vec::new();
         if args.n_prompt > 0 {
             tests.push((format!("pp{}", args.n_prompt), args.n_prompt, 0));
@@ -136,8 +151,9 @@ pub fn run(margs: &ModelArgs, args: BenchArgs) -> anyhow::Result<()> {
             for _ in 0..args.repetitions {
                 samples.push(once(&model)?);
             }
-            let r = Result {
+            let r = Measurement {
                 model: name.clone(),
+                device: device.clone(),
                 size: info.file_size,
                 params: info.n_params,
                 test,
@@ -151,7 +167,6 @@ pub fn run(margs: &ModelArgs, args: BenchArgs) -> anyhow::Result<()> {
             results.push(r);
         }
     }
-    let backend = if specs.is_empty() { "" } else { "CPU" };
     if args.json {
         let rows: Vec<serde_json::Value> = results
             .iter()
@@ -181,7 +196,7 @@ pub fn run(margs: &ModelArgs, args: BenchArgs) -> anyhow::Result<()> {
             r.model,
             r.size as f64 / (1024.0 * 1024.0),
             r.params as f64 / 1e6,
-            backend,
+            r.device,
             threads,
             r.test,
             r.mean(),
