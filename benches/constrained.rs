@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use pae_local::agent::grammars::{self, Limits};
 use pae_local::agent::prompt::PromptContext;
 use pae_local::agent::templates::Templates;
@@ -30,30 +31,25 @@ use pae_local::agent::tools::{BuiltinTools, Registry, ToolSpec};
 use pae_local::decode::{Engine, GenerateRequest, Grammar, SamplingParams};
 use pae_local::model::{LoadOptions, Model};
 
+/// Speed of grammar-constrained decoding: mask times and constrained vs free tokens/s.
+#[derive(Parser)]
 struct Options {
+    /// Samples per grammar.
+    #[arg(long, default_value_t = 8, value_name = "N")]
     runs: u64,
+    /// CPU threads for the matmuls [default: physical cores].
+    #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// A model to measure (repeatable) [default: the models of models/ that are present].
+    #[arg(long = "model", value_name = "PATH")]
     models: Vec<PathBuf>,
+    /// What cargo passes to every bench target; accepted so that `cargo bench` runs.
+    #[arg(long = "bench", hide = true)]
+    _bench: bool,
 }
 
 fn options() -> Options {
-    let mut o = Options {
-        runs: 8,
-        threads: None,
-        models: Vec::new(),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = |name: &str| args.next().unwrap_or_else(|| panic!("{name} needs a value"));
-        match a.as_str() {
-            "--runs" => o.runs = value("--runs").parse().expect("--runs N"),
-            "--threads" => o.threads = Some(value("--threads").parse().expect("--threads N")),
-            "--model" => o.models.push(value("--model").into()),
-            // What cargo passes to every bench target.
-            "--bench" => {}
-            other => eprintln!("ignoring argument {other:?}"),
-        }
-    }
+    let mut o = Options::parse();
     if o.models.is_empty() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
         for file in ["SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"] {

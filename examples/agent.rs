@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
 use pae_local::agent::events::{Event, Observer};
 use pae_local::agent::llm::LocalLlm;
 use pae_local::agent::tools::{Calculator, Registry, Tool, ToolError, ToolFuture, ToolSpec};
@@ -77,21 +78,25 @@ impl Observer for Log {
     }
 }
 
+/// Runs an objective with an agent that has the calculator and a word counter.
+#[derive(Parser)]
+struct Args {
+    /// Model: a GGUF path, a name from models/manifest.json, or hf:OWNER/REPO/FILE.gguf
+    /// [default: the manifest's default model].
+    #[arg(long)]
+    model: Option<String>,
+    /// The objective, in one or more words [default: How many words are in 'the quick brown
+    /// fox'?].
+    objective: Vec<String>,
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let model_spec = match args.iter().position(|a| a == "--model") {
-        Some(i) if i + 1 < args.len() => {
-            let spec = args.remove(i + 1);
-            args.remove(i);
-            Some(spec)
-        }
-        _ => None,
-    };
-    let objective = args.join(" ");
+    let args = Args::parse();
+    let objective = args.objective.join(" ");
     let objective = if objective.is_empty() { "How many words are in 'the quick brown fox'?".to_string() } else { objective };
 
     // The model named, or the default one in models/.
-    let path = source::resolve(model_spec.as_deref())?;
+    let path = source::resolve(args.model.as_deref())?;
     pae_local::model::threads::configure(None);
     let model = Arc::new(Model::load(&path, LoadOptions::default())?);
     let engine = Arc::new(Engine::new(model));

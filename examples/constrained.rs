@@ -12,14 +12,23 @@
 
 use std::sync::Arc;
 
+use clap::Parser;
 use pae_local::decode::{Engine, GenerateRequest, Grammar, SamplingParams};
 use pae_local::model::{source, LoadOptions, Message, Model};
 use serde_json::json;
 
+/// Generates JSON that matches a schema, with three seeds.
+#[derive(Parser)]
+struct Args {
+    /// Model: a GGUF path, a name from models/manifest.json, or hf:OWNER/REPO/FILE.gguf
+    /// [default: the manifest's default model].
+    #[arg(long)]
+    model: Option<String>,
+}
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let spec = args.iter().position(|a| a == "--model").and_then(|i| args.get(i + 1));
-    let path = source::resolve(spec.map(String::as_str))?;
+    let args = Args::parse();
+    let path = source::resolve(args.model.as_deref())?;
     pae_local::model::threads::configure(None);
     let model = Arc::new(Model::load(&path, LoadOptions::default())?);
     let engine = Engine::new(model.clone());

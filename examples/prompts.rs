@@ -11,8 +11,10 @@
 // Printing is what this program is for.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::Parser;
 use pae_local::agent::grammars::{self, Limits};
 use pae_local::agent::prompt::PromptContext;
 use pae_local::agent::relevance;
@@ -20,18 +22,20 @@ use pae_local::agent::templates::Templates;
 use pae_local::decode::Grammar;
 use pae_local::agent::tools::{BuiltinTools, Registry};
 
+/// Prints the prompts and grammars the agent would send for an objective, without a model.
+#[derive(Parser)]
+struct Args {
+    /// Folder of templates overriding the built-in ones, as `pae-local run --templates`.
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
+    /// The objective, in one or more words [default: What is 17 * 23 + 4?].
+    objective: Vec<String>,
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let dir = match args.iter().position(|a| a == "--templates") {
-        Some(i) if i + 1 < args.len() => {
-            let dir = args.remove(i + 1);
-            args.remove(i);
-            Some(std::path::PathBuf::from(dir))
-        }
-        _ => None,
-    };
-    let templates = Templates::load(dir.as_deref())?;
-    let objective = if args.is_empty() { "What is 17 * 23 + 4?".to_string() } else { args.join(" ") };
+    let args = Args::parse();
+    let templates = Templates::load(args.templates.as_deref())?;
+    let objective = if args.objective.is_empty() { "What is 17 * 23 + 4?".to_string() } else { args.objective.join(" ") };
 
     let tools = Registry::builtin(&BuiltinTools {
         timeout: Duration::from_secs(5),
