@@ -12,7 +12,7 @@ use super::templates::Templates;
 use super::Error;
 
 /// How the planner writes its plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlannerKind {
     /// `1. Use <tool> to …\n2. …`, each step copying the next clauses of the objective: the

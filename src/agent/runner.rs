@@ -32,7 +32,7 @@ use super::tools::Registry;
 use super::Error;
 
 /// When the replanner is asked to continue, replan or answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Review {
     /// After a failed step, after a supervisor's remark, and at the end of a plan whose last

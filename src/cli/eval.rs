@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use pae_local::agent::events::Observer;
+use pae_local::agent::executor::ExecutorKind;
+use pae_local::agent::planner::PlannerKind;
 use pae_local::agent::trace::TraceWriter;
 use pae_local::eval::{self, Sandbox, SummaryRow, Task, TaskResult};
 
@@ -98,8 +100,8 @@ pub fn run(margs: &ModelArgs, args: EvalArgs) -> anyhow::Result<()> {
         printer::json(&serde_json::json!({
             "tasks": results,
             "summary": summary,
-            "planner": args.agent.planner,
-            "executor": args.agent.executor,
+            "planner": PlannerKind::from(args.agent.planner),
+            "executor": ExecutorKind::from(args.agent.executor),
         }))?;
     } else {
         printer::line(&table(&summary))?;

@@ -13,6 +13,7 @@ mod eval;
 mod generate;
 mod info;
 mod input;
+mod kinds;
 mod load;
 mod plan;
 mod printer;

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use clap::Args;
 use pae_local::agent::grammars::Limits;
 use pae_local::agent::llm::LocalLlm;
-use pae_local::agent::planner::{Planner, PlannerKind};
+use pae_local::agent::planner::Planner;
 use pae_local::agent::prompt::PromptContext;
 use pae_local::agent::templates::Templates;
 use pae_local::agent::tools::{Cancel, Human};
 use pae_local::decode::Engine;
 
 use super::args::{ModelArgs, SamplingArgs};
+use super::kinds::PlannerArg;
 use super::load::load_model;
 use super::printer;
 use super::tools::ToolArgs;
@@ -24,8 +25,8 @@ pub struct PlanArgs {
     #[arg(long, default_value_t = 4)]
     max_steps: usize,
     /// Planner kind.
-    #[arg(long, value_enum, default_value_t = PlannerKind::Numbered)]
-    planner: PlannerKind,
+    #[arg(long, value_enum, default_value_t = PlannerArg::Numbered)]
+    planner: PlannerArg,
     /// Folder of templates overriding the built-in ones.
     #[arg(long, value_name = "DIR")]
     templates: Option<std::path::PathBuf>,
@@ -65,7 +66,7 @@ pub fn run(margs: &ModelArgs, args: PlanArgs) -> anyhow::Result<()> {
         max_steps: args.max_steps,
         ..Default::default()
     };
-    let planner = Planner::new(args.planner, limits);
+    let planner = Planner::new(args.planner.into(), limits);
     let stream = !args.json;
     let out = planner.plan(&llm, &templates, &ctx, &sampling, &mut |t| {
         if stream {

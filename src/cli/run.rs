@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use pae_local::agent::budget::BudgetLimits;
 use pae_local::agent::events::{Observer, RunStatus};
-use pae_local::agent::executor::{ExecutorConfig, ExecutorKind};
+use pae_local::agent::executor::ExecutorConfig;
 use pae_local::agent::grammars::Limits;
 use pae_local::agent::llm::{Llm, LocalLlm};
 use pae_local::agent::planner::PlannerKind;
@@ -19,7 +19,7 @@ use pae_local::agent::trace::TraceWriter;
 use pae_local::agent::replay::Replay;
 use pae_local::agent::tools::{Human, Registry};
 use pae_local::agent::runner::TokenCounter;
-use pae_local::agent::{Agent, AgentConfig, Interrupt, Review, RunReport};
+use pae_local::agent::{Agent, AgentConfig, Interrupt, RunReport};
 use pae_local::decode::{Engine, SamplingParams};
 
 use super::args::ModelArgs;
@@ -27,6 +27,7 @@ use super::console::{Console, Fanout};
 use super::load::load_model;
 use super::printer;
 use super::input::{history_path, Input};
+use super::kinds::{ExecutorArg, PlannerArg, ReviewArg};
 use super::review::{Terminal, TerminalSupervisor};
 use super::tools::ToolArgs;
 
@@ -55,11 +56,11 @@ pub struct AgentArgs {
     #[arg(long = "executor-model", value_name = "MODEL")]
     pub executor_model: Option<String>,
     /// How plans are written (rewoo: the whole tool program in one call, then one answer).
-    #[arg(long, value_enum, default_value_t = PlannerKind::default())]
-    pub planner: PlannerKind,
+    #[arg(long, value_enum, default_value_t = PlannerArg::from(PlannerKind::default()))]
+    pub planner: PlannerArg,
     /// How steps are carried out.
-    #[arg(long, value_enum, default_value_t = ExecutorKind::React)]
-    pub executor: ExecutorKind,
+    #[arg(long, value_enum, default_value_t = ExecutorArg::React)]
+    pub executor: ExecutorArg,
     /// Plans sampled per planner model; one is chosen by rule, or by a judge with --plan-judge.
     #[arg(long, default_value_t = 1)]
     pub planners: usize,
@@ -98,8 +99,8 @@ pub struct AgentArgs {
     pub feedback: bool,
     /// When the replanner decides: after failures (and at the end of a plan without a
     /// one-line result), or after every step.
-    #[arg(long, value_enum, default_value_t = Review::Failures)]
-    pub review: Review,
+    #[arg(long, value_enum, default_value_t = ReviewArg::Failures)]
+    pub review: ReviewArg,
     /// Without a terminal: accept every plan and skip remarks.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -143,10 +144,10 @@ impl AgentArgs {
             ..Limits::default()
         };
         Ok(AgentConfig {
-            planner_kind: self.planner,
+            planner_kind: self.planner.into(),
             limits,
             executor: ExecutorConfig {
-                kind: self.executor,
+                kind: self.executor.into(),
                 limits,
                 max_iterations: self.max_iterations,
                 retries: self.retries,
@@ -165,7 +166,7 @@ impl AgentArgs {
             approve_plan: self.approve_plan,
             feedback: self.feedback,
             persona: self.system.clone().unwrap_or_default(),
-            review: self.review,
+            review: self.review.into(),
         })
     }
 
