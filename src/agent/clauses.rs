@@ -37,6 +37,40 @@ const ENDS: &[&str] = &[", and then ", " and then ", ", then ", " then "];
 /// does not (`What do you get?`, `It should be in the notes.`) restates or hints; it stays
 /// with the step it belongs to.
 const JOINS: &[&str] = &["; ", ". ", "? ", "! ", ", and ", " and ", ", "];
+/// The joiners of [`JOINS`] that end a sentence.
+const SENTENCE_ENDS: &[&str] = &[". ", "? ", "! ", "; "];
+
+/// Words of a question that only asks for the result (`What's the total?`, `What do you
+/// get?`, `What is the final answer?`): such a sentence restates its clause, it asks nothing new.
+const RESTATING: &[&str] = &[
+    "what", "what's", "whats", "is", "was", "the", "a", "do", "does", "you", "we", "i", "get", "have", "then", "now", "so", "that",
+    "this", "it", "total", "result", "answer", "sum", "final", "value", "overall", "altogether", "together", "in", "all",
+];
+
+/// Verbs of arithmetic that begin a new clause after `and` or a comma when a quantity in
+/// words follows (`Read budget.txt and add the seed budget to the tool budget`): the
+/// quantities are found first, then combined. With numbers after them (`add 2 and 3`,
+/// `… and divide by 3`) they are arithmetic of the clause itself.
+const OPERATION_VERBS: &[&str] = &["add", "subtract", "multiply", "divide"];
+
+/// Whether `sentence` only asks for the result (its words are all [`RESTATING`]).
+fn restates(sentence: &str) -> bool {
+    sentence
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .all(|w| RESTATING.contains(&w.to_lowercase().as_str()))
+}
+
+/// Whether `piece` begins with one of [`OPERATION_VERBS`] followed by a word, not a number
+/// (in digits or in words: `add fifty-six` is arithmetic of its own clause).
+fn operates_on_named(piece: &str) -> bool {
+    let piece = super::tools::spell_out(piece);
+    let mut words = piece.split_whitespace();
+    let verb = words.next().unwrap_or("").to_lowercase();
+    let next = words.next().unwrap_or("");
+    OPERATION_VERBS.contains(&verb.as_str()) && next.starts_with(|c: char| c.is_alphabetic()) && !matches!(next, "by" | "and" | "to" | "from")
+}
+
 /// Arithmetic that a clause may begin with (its left operand being the result so far):
 /// `Carol's age | multiplied by 2` is a lookup, then arithmetic on what it found.
 pub const OPERATIONS: &[&str] = &["multiplied by ", "divided by ", "plus ", "minus ", "times ", "take away "];
@@ -49,6 +83,9 @@ pub fn split(objective: &str, max: usize) -> Vec<Clause> {
     // Candidate cuts: (offset, joiner length), in order, never overlapping.
     let mut cuts: Vec<(usize, usize)> = Vec::new();
     let mut at = 0;
+    // The end of a sentence that began a clause by referring back: its commas and `and`s are
+    // its own (`Over a 26-week season, how many days is that?` is one clause).
+    let mut quiet_until = 0;
     while at < lower.len() {
         let found = ENDS
             .iter()
@@ -57,27 +94,42 @@ pub fn split(objective: &str, max: usize) -> Vec<Clause> {
             .filter(|(j, _)| lower[at..].starts_with(**j))
             .max_by_key(|(j, _)| j.len());
         match found {
-            Some((j, always)) if at > 0 => {
+            Some((j, always)) if at > 0 && (always || at >= quiet_until) => {
                 let rest = &text[at + j.len()..];
-                // Only the words up to the next joiner: `and 655, then … the sum` is no cut.
                 let lower_rest = &lower[at + j.len()..];
-                let piece_end = ENDS.iter().chain(JOINS).filter_map(|j| lower_rest.find(j)).min().unwrap_or(rest.len());
+                // A sentence is judged whole; a piece of one only up to the next joiner
+                // (`and 655, then … the sum` is no cut).
+                let sentence = SENTENCE_ENDS.contains(j);
+                // Where the next sentence begins its joiner.
+                let sentence_end = SENTENCE_ENDS.iter().filter_map(|j| lower_rest.find(j)).min().unwrap_or(rest.len());
+                let piece_end = if sentence {
+                    (sentence_end + 1).min(rest.len())
+                } else {
+                    ENDS.iter().chain(JOINS).filter_map(|j| lower_rest.find(j)).min().unwrap_or(rest.len())
+                };
                 let piece = &rest[..piece_end];
                 let before = &text[..at];
                 // (Arithmetic a piece begins with counts only after a quantity in words.)
                 let operation = OPERATIONS.iter().any(|op| piece.to_ascii_lowercase().starts_with(op));
                 let refers_back = if operation {
                     operation_cut(&lower, at + j.len() - 1).is_some()
+                } else if sentence && restates(piece) {
+                    false
                 } else {
                     super::references::refer_back(piece, 1, before) != piece
                 };
-                if (always || refers_back) && has_word(rest) {
+                let new_operation = !sentence && operates_on_named(piece);
+                if (always || refers_back || new_operation) && has_word(rest) {
                     cuts.push((at, j.len()));
+                    if sentence {
+                        quiet_until = at + j.len() + sentence_end;
+                    }
                     at += j.len();
                     continue;
                 }
                 at += 1;
             }
+            Some(_) if at > 0 => at += 1,
             _ => {
                 if let Some(len) = operation_cut(&lower, at) {
                     cuts.push((at, 1));
@@ -180,6 +232,20 @@ mod tests {
         assert_eq!(texts("Pay 1,200 now and then 3.5 later"), ["Pay 1,200 now", "3.5 later"]);
         assert_eq!(texts("Go on with it. 1. 2."), ["Go on with it. 1. 2."], "a piece without a word is no clause");
         assert_eq!(texts("Read the brand file"), ["Read the brand file"]);
+        assert_eq!(
+            texts("The settings file says how many days a week (water_days). Over a 26-week season, how many days is that?"),
+            ["The settings file says how many days a week (water_days)", "Over a 26-week season, how many days is that?"],
+            "a sentence that refers back is one clause, commas and all"
+        );
+        assert_eq!(
+            texts("Read budget.txt and add the seed budget to the tool budget. What's the total?"),
+            ["Read budget.txt", "add the seed budget to the tool budget. What's the total?"],
+            "quantities found, then combined; a question that restates stays"
+        );
+        assert_eq!(texts("Add 345 and 655. What is the result?"), ["Add 345 and 655. What is the result?"]);
+        assert_eq!(texts("Subtract 250 from 1000 and divide by 3"), ["Subtract 250 from 1000 and divide by 3"]);
+        assert_eq!(texts("Find the rate and multiply it by 3"), ["Find the rate", "multiply it by 3"]);
+        assert_eq!(texts("Start with one hundred forty-four, add fifty-six, then halve it"), ["Start with one hundred forty-four, add fifty-six", "halve it"]);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::templates::Templates;
 use super::tools::{Registry, ToolSpec};
 
 /// How steps are carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutorKind {
     /// Thought / Action / Observation rounds until a final answer.
@@ -301,8 +301,10 @@ async fn in_words(
     if !canonical || words.is_empty() {
         return Ok(None);
     }
+    // Quantities the step names that earlier tools stated (`the seed budget` → `380`).
+    let words = super::named_values::put_in(words, &super::named_values::stated(&ctx.past_steps));
     let mut input = serde_json::Map::new();
-    input.insert(field.clone(), Value::String(words.to_string()));
+    input.insert(field.clone(), Value::String(words));
     let input = Value::Object(input);
     if tool.validate(&input).is_err() {
         return Ok(None);

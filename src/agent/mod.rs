@@ -12,6 +12,7 @@ pub mod facts;
 pub mod grammars;
 pub mod interrupt;
 pub mod llm;
+mod named_values;
 pub mod parse;
 pub mod plan_choice;
 pub mod planner;

@@ -142,8 +142,21 @@ pub fn best_lines_beyond<'a>(step: &str, text: &'a str, located_by: &str) -> Vec
 /// A last-resort tool (`ask_human`) is offered only when it shares strictly more with the
 /// step than every other tool (the step asks the person something), or when no tool shares
 /// anything.
+///
+/// The step's first word, when a tool's name or description has it, counts as much as a file
+/// name: a clause copied from an objective opens with what to do (`add the seed budget to
+/// the tool budget`), and the nouns after it say what to do it with (the budgets are in
+/// `budget.txt`, but adding them is arithmetic).
 pub fn best_for(step: &str, tools: &[ToolSpec]) -> Vec<String> {
-    let scores = scores(step, tools);
+    let mut scores = scores(step, tools);
+    let first = step.split_whitespace().next().unwrap_or("");
+    if let Some(verb) = terms(first).into_iter().next().filter(|t| !t.contains('.')) {
+        for (t, s) in tools.iter().zip(scores.iter_mut()) {
+            if terms(&format!("{} {}", t.name.replace('_', " "), t.description)).contains(&verb) {
+                *s += weight(".") - weight(&verb);
+            }
+        }
+    }
     let top_of = |last_resort: bool| {
         tools.iter().zip(&scores).filter(|(t, _)| t.last_resort == last_resort).map(|(_, &s)| s).max().unwrap_or(0)
     };
@@ -227,5 +240,7 @@ mod tests {
         assert_eq!(best_for("config.ini names the city", &tools), ["read_file"], "a file name says most");
         assert_eq!(best_for("what do the notes say?", &tools), ["read_file"], "the words of a file's name");
         assert_eq!(best_for("hello there", &tools), ["calculator", "read_file", "sql_query"], "no overlap: every tool");
+        assert_eq!(best_for("multiply the notes total by the notes count", &tools), ["calculator"], "the verb says what to do");
+        assert_eq!(best_for("read notes.txt", &tools), ["read_file"]);
     }
 }

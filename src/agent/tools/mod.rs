@@ -25,6 +25,7 @@ pub use builtin::{BuiltinError, BuiltinTools};
 pub use calculator::{evaluate, format_number, Calculator};
 pub use files::{ListDir, ReadFile, SearchFiles, Workspace, WriteFile};
 pub use human::{AskHuman, Human};
+pub(crate) use number_words::spell_out;
 pub use http::HttpRequest;
 pub use shell::Shell;
 pub use spec::ToolSpec;
