@@ -61,6 +61,26 @@ fn restates(sentence: &str) -> bool {
         .all(|w| RESTATING.contains(&w.to_lowercase().as_str()))
 }
 
+/// Whether `sentence` tells where to look rather than what to do: a pronoun, a form of
+/// `be`, then a place (`It should be in the season notes.`, `They are listed in
+/// seeds.txt.`). Its `it` is the thing asked for, not a result to work on.
+fn hints(sentence: &str) -> bool {
+    let lower = sentence.to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric() && c != '\'').filter(|w| !w.is_empty()).collect();
+    let Some((first, rest)) = words.split_first() else { return false };
+    let be = |w: &str| matches!(w, "is" | "are" | "be" | "was" | "were" | "being");
+    let (pronoun, rest) = match *first {
+        "it's" | "that's" | "they're" => (true, rest),
+        "it" | "this" | "that" | "they" | "these" | "those" => match rest.iter().take(3).position(|w| be(w)) {
+            Some(i) => (true, &rest[i + 1..]),
+            None => (false, rest),
+        },
+        _ => (false, rest),
+    };
+    let place = rest.iter().take(4).any(|w| matches!(*w, "in" | "on" | "under" | "inside" | "within"));
+    pronoun && place && !sentence.chars().any(|c| c.is_ascii_digit())
+}
+
 /// Whether `piece` begins with one of [`OPERATION_VERBS`] followed by a word, not a number
 /// (in digits or in words: `add fifty-six` is arithmetic of its own clause).
 fn operates_on_named(piece: &str) -> bool {
@@ -113,7 +133,7 @@ pub fn split(objective: &str, max: usize) -> Vec<Clause> {
                 let operation = OPERATIONS.iter().any(|op| piece.to_ascii_lowercase().starts_with(op));
                 let refers_back = if operation {
                     operation_cut(&lower, at + j.len() - 1).is_some()
-                } else if sentence && restates(piece) {
+                } else if sentence && (restates(piece) || hints(piece)) {
                     false
                 } else {
                     super::references::refer_back(piece, 1, before) != piece
@@ -243,6 +263,13 @@ mod tests {
             "quantities found, then combined; a question that restates stays"
         );
         assert_eq!(texts("Add 345 and 655. What is the result?"), ["Add 345 and 655. What is the result?"]);
+        assert_eq!(
+            texts("When is the planting day? It should be in the season notes."),
+            ["When is the planting day? It should be in the season notes."],
+            "a hint of where to look stays"
+        );
+        assert_eq!(texts("Which city is it? They're listed in cities.txt"), ["Which city is it? They're listed in cities.txt"]);
+        assert_eq!(texts("Find the rate. It is in rates.txt. Multiply it by 3."), ["Find the rate. It is in rates.txt", "Multiply it by 3."]);
         assert_eq!(texts("Subtract 250 from 1000 and divide by 3"), ["Subtract 250 from 1000 and divide by 3"]);
         assert_eq!(texts("Find the rate and multiply it by 3"), ["Find the rate", "multiply it by 3"]);
         assert_eq!(texts("Start with one hundred forty-four, add fifty-six, then halve it"), ["Start with one hundred forty-four, add fifty-six", "halve it"]);

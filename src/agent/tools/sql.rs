@@ -172,6 +172,14 @@ const AGGREGATES: &[(&str, &[&str])] = &[
     ("MIN", &["youngest", "smallest", "lowest", "least", "minimum", "min", "earliest", "shortest", "cheapest", "fewest"]),
 ];
 
+/// Units of measure: after `how many` they ask for a summed amount (`how many kilograms`),
+/// not a count of rows (`how many harvests`).
+const UNITS: &[&str] = &[
+    "kilograms", "kilos", "kg", "grams", "pounds", "lbs", "tonnes", "tons", "ounces", "liters", "litres", "milliliters", "gallons",
+    "meters", "metres", "kilometers", "kilometres", "km", "miles", "feet", "hours", "minutes", "seconds", "euros", "dollars",
+    "pounds sterling", "calories", "watts", "kilowatts",
+];
+
 /// A regular expression for the read-only queries that serve `request` (the plan step a
 /// query is for) on this database: per table, one `SELECT` of its own columns, `*`, or the
 /// aggregates the request's words ask for (see [`AGGREGATES`]), with `WHERE` conditions on
@@ -194,11 +202,18 @@ fn query_pattern(names: &Names, request: &str) -> Option<String> {
     let words = request_words(request);
     let lower = format!(" {} ", request.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" "));
     let alt = |items: &[String]| items.iter().map(|i| regex::escape(i)).collect::<Vec<_>>().join("|");
-    let aggregates: Vec<&str> = AGGREGATES
+    let mut aggregates: Vec<&str> = AGGREGATES
         .iter()
         .filter(|(_, cues)| cues.iter().any(|c| lower.contains(&format!(" {c} "))))
         .map(|(a, _)| *a)
         .collect();
+    // "How many kilograms" asks for an amount, not for a number of rows.
+    if UNITS.iter().any(|u| lower.contains(&format!(" how many {u} ")) || lower.contains(&format!(" how much {u} "))) {
+        aggregates.retain(|a| *a != "COUNT");
+        if !aggregates.contains(&"SUM") {
+            aggregates.insert(0, "SUM");
+        }
+    }
     // The tables the request names or with a column it names ("city"); else all. A name of
     // several words (`joined_year`) is named by any of them but `id`.
     let named = |name: &str| request_words(name).iter().any(|w| w.len() >= 3 && w != "id" && words.contains(w));
@@ -547,6 +562,9 @@ mod tests {
         assert!(city.is_match("SELECT city FROM users WHERE name = 'Alice'"));
         assert!(!city.is_match("SELECT * FROM users WHERE name = 'Alice'"), "the column named comes first");
         assert!(!city.is_match("SELECT id FROM orders WHERE id = 1"), "only the table with a column named");
+        let kilos = re("how many kilograms has Bob ordered in total?");
+        assert!(kilos.is_match("SELECT SUM(price) FROM orders WHERE user_id = (SELECT id FROM users WHERE name = 'Bob')"));
+        assert!(!kilos.is_match("SELECT COUNT(*) FROM orders WHERE user_id = (SELECT id FROM users WHERE name = 'Bob')"), "an amount, not a count");
         let all = re("how many users are there?");
         assert!(all.is_match("SELECT COUNT(*) FROM users"));
         assert!(!all.is_match("SELECT COUNT(*) FROM users WHERE age > 1"), "nothing named: no WHERE");
