@@ -35,11 +35,17 @@ pub enum ExecutorKind {
 /// One tool call and its observation.
 #[derive(Debug, Clone, Serialize)]
 pub struct ActionRecord {
+    /// The model's Thought line (or the runtime's, for an action it took itself).
     pub thought: String,
+    /// Name of the tool called.
     pub tool: String,
+    /// The input as written, `#E` references not yet replaced by their values.
     pub input: Value,
+    /// What the tool returned, or `Error: …` when it failed; cut to the observation cap.
     pub observation: String,
+    /// Whether the tool reported a failure (the observation is then an error text).
     pub error: bool,
+    /// Whether the observation was cut to the observation token cap.
     pub truncated: bool,
     /// How long the tool took.
     pub elapsed_secs: f64,
@@ -52,6 +58,7 @@ pub struct ActionRecord {
 /// One try at a step.
 #[derive(Debug, Clone, Serialize)]
 pub struct AttemptRecord {
+    /// The tool calls of this try, in order.
     pub actions: Vec<ActionRecord>,
     /// Why it failed, if it did.
     pub failure: Option<String>,
@@ -62,9 +69,13 @@ pub struct AttemptRecord {
 pub struct StepRecord {
     /// 1-based position among the steps run.
     pub index: usize,
+    /// The step's text, references to earlier results made explicit (`#E1`).
     pub step: String,
+    /// How the step ended.
     pub status: StepStatus,
+    /// The step's answer (what `#E<index>` stands for later), or why it failed.
     pub result: String,
+    /// Every try, the failed ones first.
     pub attempts: Vec<AttemptRecord>,
 }
 
@@ -78,12 +89,15 @@ impl StepRecord {
 /// Executor settings.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExecutorConfig {
+    /// How a step is carried out: a ReAct loop, or one direct call.
     pub kind: ExecutorKind,
+    /// Length bounds the grammars enforce (thoughts, inputs, answers).
     pub limits: Limits,
     /// Thought/Action rounds per attempt.
     pub max_iterations: usize,
     /// Extra attempts after a failure.
     pub retries: usize,
+    /// Sampling of executor calls (greedy by default: a step has one right call).
     pub sampling: SamplingParams,
     /// Observations longer than this many tokens are cut, with a note.
     pub observation_tokens: usize,

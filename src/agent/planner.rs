@@ -32,22 +32,27 @@ pub enum PlannerKind {
 /// A plan and how it was made.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanOutput {
+    /// The steps, in order, as the parser read them from the text.
     pub steps: Vec<String>,
     /// The text as generated.
     pub raw: String,
+    /// Tokens and time of the model call that wrote it.
     pub stats: CallStats,
 }
 
 /// Writes plans.
 #[derive(Debug, Clone)]
 pub struct Planner {
+    /// Which plan format is asked for and parsed.
     pub kind: PlannerKind,
+    /// Most steps and characters per step (the plan grammar enforces them).
     pub limits: Limits,
     /// Most tokens a plan may take (the grammar bounds it too).
     pub max_tokens: usize,
 }
 
 impl Planner {
+    /// A planner of `kind`, its token budget sized to the longest plan `limits` allow.
     pub fn new(kind: PlannerKind, limits: Limits) -> Self {
         // Room for every step at its longest, at ~2 characters a token, plus numbering.
         let max_tokens = limits.max_steps * (limits.max_step_chars / 2 + 8) + 32;
