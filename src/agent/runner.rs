@@ -5,128 +5,32 @@
 //! 3. The step, its actions and observations go to the replanner, which continues, replaces
 //!    the remaining plan, or answers.
 //! 4. Until answered, rejected, or a budget runs out.
+//!
+//! Which plan the loop starts from is chosen in [`plan_choice`]; the settings it runs with
+//! and the report it returns are defined in `run_config` and `report` and re-exported here.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use serde::Serialize;
-
-use crate::decode::SamplingParams;
-
-use super::budget::{BudgetLimits, Budgets};
+use super::budget::Budgets;
 use super::calls::{Caller, Halt, Usage};
-use super::events::{Budget, Event, Observer, PlanCandidate, PlanSource, RunStatus, Silent, StepStatus};
-use super::executor::{self, AttemptRecord, ExecutorConfig, StepEnv, StepRecord};
-use super::grammars::{self, Limits};
-use super::llm::{Llm, LlmRequest, Purpose};
+use super::events::{Budget, Event, Observer, PlanSource, RunStatus, Silent, StepStatus};
+use super::executor::{self, AttemptRecord, StepEnv, StepRecord};
+use super::llm::{Llm, Purpose};
 use super::parse::Decision;
 use super::plan_choice;
 use super::planner::{Planner, PlannerKind};
 use super::prompt::{Evidence, PromptContext};
 use super::replanner;
 use super::rewoo;
-use super::supervisor::{PlanReview, Supervisor};
+use super::supervisor::Supervisor;
 use super::templates::Templates;
 use super::tools::Registry;
 use super::Error;
 
-/// When the replanner is asked to continue, replan or answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Review {
-    /// After a failed step, after a supervisor's remark, and at the end of a plan whose last
-    /// step gave no one-line result (which is otherwise the answer). A plan's remaining steps
-    /// are the rest of the objective: answering before them answers with an intermediate
-    /// result, and a 135M replanner asked after every step often does (the default).
-    #[default]
-    Failures,
-    /// After every step (classic plan-and-execute; for models that judge well).
-    EveryStep,
-}
-
-/// Everything that shapes a run besides the models and tools.
-#[derive(Debug, Clone, Serialize)]
-pub struct AgentConfig {
-    /// How the planner writes its plan.
-    pub planner_kind: PlannerKind,
-    /// Bounds of plans and free text (`max_steps` is per plan).
-    pub limits: Limits,
-    /// How steps are carried out: executor kind, iterations, retries, sampling.
-    pub executor: ExecutorConfig,
-    /// Limits of the whole run (steps, replans, tokens, time).
-    pub budgets: BudgetLimits,
-    /// Sampling of the planner, replanner and ReWOO solver calls (the judge is greedy); extra
-    /// plan samples and new ReWOO programs vary its seed.
-    pub planner_sampling: SamplingParams,
-    /// Plans sampled per planner model (seeds `seed`, `seed + 1`, …).
-    pub planners: usize,
-    /// Let a model choose among candidate plans instead of the rule.
-    pub plan_judge: bool,
-    /// Show each plan to the supervisor before it runs.
-    pub approve_plan: bool,
-    /// Ask the supervisor for a remark after each step.
-    pub feedback: bool,
-    /// System text of every prompt.
-    pub persona: String,
-    /// When the replanner decides.
-    pub review: Review,
-}
-
-impl Default for AgentConfig {
-    fn default() -> Self {
-        Self {
-            planner_kind: PlannerKind::Numbered,
-            limits: Limits::default(),
-            executor: ExecutorConfig::default(),
-            budgets: BudgetLimits::default(),
-            planner_sampling: SamplingParams::greedy(),
-            planners: 1,
-            plan_judge: false,
-            approve_plan: false,
-            feedback: false,
-            persona: String::new(),
-            review: Review::default(),
-        }
-    }
-}
-
-/// How a run went.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    /// The objective as given.
-    pub objective: String,
-    /// How the run ended.
-    pub status: RunStatus,
-    /// Which budget ended the run, with `budget_exhausted`.
-    pub budget: Option<Budget>,
-    /// The answer, or with `budget_exhausted` the best result so far.
-    pub final_answer: Option<String>,
-    /// The last plan.
-    pub plan: Vec<String>,
-    /// Every step run, in order, with its attempts and tool calls.
-    pub steps: Vec<StepRecord>,
-    /// Plans replaced after the first.
-    pub replans: usize,
-    /// Tokens spent, per model and role.
-    pub tokens: Usage,
-    /// Where the time went.
-    pub timings: Timings,
-    /// What went wrong, with status `error`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// Where the time went.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Timings {
-    /// Wall-clock seconds of the whole run.
-    pub total_secs: f64,
-    /// Seconds spent in model calls, all models together.
-    pub model_secs: f64,
-    /// Seconds spent in tool calls.
-    pub tool_secs: f64,
-}
+pub use super::report::{RunReport, Timings};
+pub use super::run_config::{AgentConfig, Review};
 
 /// Counts the tokens of a text (for cutting long observations).
 pub type TokenCounter = Arc<dyn Fn(&str) -> usize + Send + Sync>;
@@ -380,7 +284,7 @@ impl Run<'_> {
         if self.config().planner_kind == PlannerKind::Rewoo {
             return self.drive_rewoo().await;
         }
-        let first = self.make_plan().await?;
+        let first = plan_choice::sample_and_choose(&self.caller, &self.agent.planners, &self.agent.templates, &self.ctx, &self.agent.config).await?;
         let Some(mut remaining) = self.adopt(first, PlanSource::Planner).await else {
             return Ok(End::Rejected);
         };
@@ -574,110 +478,12 @@ impl Run<'_> {
         Ok(None)
     }
 
-    /// Samples candidate plans and picks one.
-    async fn make_plan(&mut self) -> Result<Vec<String>, Halt> {
-        let c = self.config().clone();
-        let planner = Planner::new(c.planner_kind, c.limits);
-        let mut candidates = Vec::new();
-        for llm in &self.agent.planners {
-            for k in 0..c.planners {
-                // Greedy sampling would give N identical plans: later samples explore.
-                let sampling = c.planner_sampling.nth_sample(k, 0.8);
-                let req = planner.request(&self.agent.templates, &self.ctx, &sampling)?;
-                let resp = self.caller.call(llm, "planner", req).await?;
-                let (steps, rejected) = match planner.parse(&resp.text) {
-                    Ok(s) => (s, None),
-                    Err(e) => (Vec::new(), Some(e.to_string())),
-                };
-                candidates.push(PlanCandidate {
-                    model: llm.name().to_string(),
-                    seed: sampling.seed,
-                    steps,
-                    raw: resp.text,
-                    rejected,
-                });
-            }
-        }
-        let tools: Vec<String> = self.ctx.tools.iter().map(|t| t.name.clone()).collect();
-        let valid: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].rejected.is_none()).collect();
-        let chosen = if c.plan_judge && valid.len() > 1 {
-            Some(self.judge(&candidates, &valid).await?)
-        } else {
-            plan_choice::choose_by_rule(&candidates, &tools)
-        };
-        let Some(chosen) = chosen else {
-            let why = candidates.iter().filter_map(|c| c.rejected.clone()).collect::<Vec<_>>().join("; ");
-            return Err(Halt::Error(Error::Parse(format!("no usable plan: {why}"))));
-        };
-        let steps = candidates[chosen].steps.clone();
-        if candidates.len() > 1 {
-            self.caller.emit(Event::Plan {
-                steps: steps.clone(),
-                source: PlanSource::Planner,
-                candidates: candidates.clone(),
-                chosen: Some(chosen),
-            });
-        }
-        Ok(steps)
-    }
-
-    async fn judge(&mut self, candidates: &[PlanCandidate], valid: &[usize]) -> Result<usize, Halt> {
-        let plans: Vec<Vec<String>> = valid.iter().map(|&i| candidates[i].steps.clone()).collect();
-        let mut ctx = self.ctx.clone();
-        ctx.candidates = plans.clone();
-        let req = LlmRequest {
-            purpose: Purpose::Judge,
-            messages: ctx.messages(&self.agent.templates, "judge.jinja")?,
-            assistant_prefix: String::new(),
-            grammar: Some(grammars::judge(&self.agent.templates, &plans)?),
-            sampling: SamplingParams::greedy(),
-            max_tokens: 16,
-        };
-        let llm = self.agent.planners[0].clone();
-        let resp = self.caller.call(&llm, "planner", req).await?;
-        let n: usize = resp
-            .text
-            .trim()
-            .strip_prefix("Best plan: ")
-            .and_then(|n| n.trim().parse().ok())
-            .filter(|n| (1..=valid.len()).contains(n))
-            .ok_or_else(|| Halt::Error(Error::Parse(format!("the judge wrote {:?}", resp.text))))?;
-        Ok(valid[n - 1])
-    }
-
     /// Shows the plan for review if asked to, then makes it current. `None`: rejected.
     async fn adopt(&mut self, steps: Vec<String>, source: PlanSource) -> Option<VecDeque<String>> {
-        let mut steps = steps;
-        let mut source = source;
-        if self.config().approve_plan {
-            if let Some(sup) = self.agent.supervisor.clone() {
-                let plan = steps.clone();
-                let review = tokio::task::spawn_blocking(move || sup.review_plan(&plan))
-                    .await
-                    .unwrap_or(PlanReview::Reject);
-                match review {
-                    PlanReview::Accept => self.caller.emit(Event::Human {
-                        kind: "approve".into(),
-                        text: String::new(),
-                    }),
-                    PlanReview::Edit(edited) => {
-                        self.caller.emit(Event::Human {
-                            kind: "edit".into(),
-                            text: edited.join("\n"),
-                        });
-                        steps = edited;
-                        source = PlanSource::Human;
-                    }
-                    PlanReview::Reject => {
-                        self.caller.emit(Event::Human {
-                            kind: "reject".into(),
-                            text: String::new(),
-                        });
-                        return None;
-                    }
-                }
-            }
-        }
+        let (steps, source) = match (self.config().approve_plan, self.agent.supervisor.clone()) {
+            (true, Some(sup)) => plan_choice::review(&self.caller, sup, steps, source).await?,
+            _ => (steps, source),
+        };
         self.caller.emit(Event::Plan {
             steps: steps.clone(),
             source,
