@@ -245,3 +245,194 @@ impl ModelConfig {
         self.n_head / self.n_head_kv
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::gguf::Value;
+
+    /// Metadata for `arch` with the required keys (4 layers, 256 wide, 8 heads over 2).
+    fn base(arch: &str) -> Vec<(String, Value)> {
+        vec![
+            ("general.architecture".into(), Value::String(arch.into())),
+            (format!("{arch}.block_count"), Value::U32(4)),
+            (format!("{arch}.embedding_length"), Value::U32(256)),
+            (format!("{arch}.attention.head_count"), Value::U32(8)),
+            (format!("{arch}.attention.head_count_kv"), Value::U32(2)),
+            (format!("{arch}.feed_forward_length"), Value::U64(512)),
+            (format!("{arch}.context_length"), Value::U32(4096)),
+        ]
+    }
+
+    fn with(mut meta: Vec<(String, Value)>, key: &str, v: Value) -> Vec<(String, Value)> {
+        meta.retain(|(k, _)| k != key);
+        meta.push((key.into(), v));
+        meta
+    }
+
+    fn without(mut meta: Vec<(String, Value)>, key: &str) -> Vec<(String, Value)> {
+        meta.retain(|(k, _)| k != key);
+        meta
+    }
+
+    fn config(meta: Vec<(String, Value)>) -> Result<ModelConfig, Error> {
+        ModelConfig::from_gguf(&GgufHeader::from_metadata(meta))
+    }
+
+    #[test]
+    fn llama_defaults() {
+        let c = config(base("llama")).unwrap();
+        assert_eq!(c.arch, Arch::Llama);
+        assert_eq!((c.n_layer, c.n_embd, c.n_head, c.n_head_kv), (4, 256, 8, 2));
+        assert_eq!((c.head_dim, c.value_dim, c.rope_dims), (32, 32, 32));
+        assert_eq!((c.ffn_dim, c.context_length), (512, 4096));
+        assert_eq!(c.rms_eps, 1e-5);
+        assert_eq!(c.rope_base, 10_000.0);
+        assert_eq!(c.rope_scale, 1.0);
+        assert_eq!(c.rope_layout, RopeLayout::Interleaved);
+        assert_eq!(c.activation, Activation::Silu);
+        assert_eq!(c.sliding_window, None);
+        assert_eq!(c.embed_scale, None);
+        assert_eq!(c.name, None);
+        assert_eq!(c.n_rep(), 4);
+        assert!((c.attn_scale - 1.0 / 32f64.sqrt()).abs() < 1e-12);
+        assert!(!c.is_sliding(0));
+    }
+
+    #[test]
+    fn llama_ignores_sliding_window_and_reads_optional_keys() {
+        let mut m = base("llama");
+        m = with(m, "general.name", Value::String("tiny".into()));
+        m = with(m, "llama.attention.sliding_window", Value::U32(128));
+        m = with(m, "llama.attention.layer_norm_rms_epsilon", Value::F32(1e-6));
+        m = with(m, "llama.rope.freq_base", Value::F64(500_000.0));
+        m = with(m, "llama.rope.scaling.type", Value::String("linear".into()));
+        m = with(m, "llama.rope.scaling.factor", Value::F32(4.0));
+        m = with(m, "llama.rope.dimension_count", Value::U32(16));
+        let c = config(m).unwrap();
+        assert_eq!(c.name.as_deref(), Some("tiny"));
+        assert_eq!(c.sliding_window, None);
+        assert!((c.rms_eps - 1e-6).abs() < 1e-12);
+        assert_eq!(c.rope_base, 500_000.0);
+        assert_eq!(c.rope_scale, 4.0);
+        assert_eq!(c.rope_dims, 16);
+    }
+
+    #[test]
+    fn qwen2_uses_halves_and_no_window() {
+        let c = config(with(base("qwen2"), "qwen2.attention.sliding_window", Value::U32(64))).unwrap();
+        assert_eq!(c.arch, Arch::Qwen2);
+        assert_eq!(c.rope_layout, RopeLayout::Halves);
+        assert_eq!(c.sliding_window, None);
+        assert_eq!(c.activation, Activation::Silu);
+    }
+
+    #[test]
+    fn gemma3_switches() {
+        let mut m = base("gemma3");
+        m = with(m, "gemma3.attention.key_length", Value::U32(64));
+        m = with(m, "gemma3.attention.value_length", Value::U32(48));
+        m = with(m, "gemma3.attention.sliding_window", Value::U32(512));
+        let c = config(m).unwrap();
+        assert_eq!(c.arch, Arch::Gemma3);
+        assert_eq!((c.head_dim, c.value_dim, c.rope_dims), (64, 48, 64));
+        assert_eq!(c.activation, Activation::GeluTanh);
+        assert_eq!(c.embed_scale, Some(16.0));
+        assert_eq!(c.sliding_window, Some(512));
+        assert_eq!(c.global_every, Some(6));
+        assert_eq!(c.rope_base_local, Some(10_000.0));
+        assert!((c.attn_scale - 1.0 / 8.0).abs() < 1e-12);
+        let sliding: Vec<bool> = (0..12).map(|il| c.is_sliding(il)).collect();
+        let mut expected = vec![true; 12];
+        expected[5] = false;
+        expected[11] = false;
+        assert_eq!(sliding, expected);
+    }
+
+    #[test]
+    fn gemma3_27b_scales_attention_by_embedding_per_head() {
+        let mut m = with(base("gemma3"), "gemma3.block_count", Value::U32(62));
+        m = with(m, "gemma3.attention.key_length", Value::U32(128));
+        let c = config(m).unwrap();
+        assert!((c.attn_scale - 1.0 / 32f64.sqrt()).abs() < 1e-12, "{}", c.attn_scale);
+    }
+
+    #[test]
+    fn zero_sliding_window_means_none() {
+        let c = config(with(base("gemma3"), "gemma3.attention.sliding_window", Value::U32(0))).unwrap();
+        assert_eq!(c.sliding_window, None);
+        assert!(!c.is_sliding(0));
+    }
+
+    #[test]
+    fn head_count_kv_defaults_to_head_count() {
+        let c = config(without(base("qwen3"), "qwen3.attention.head_count_kv")).unwrap();
+        assert_eq!((c.n_head, c.n_head_kv, c.n_rep()), (8, 8, 1));
+    }
+
+    #[test]
+    fn bad_metadata_is_rejected() {
+        let l = || base("llama");
+        let missing = |key: &'static str| move |e: &Error| matches!(e, Error::MissingKey(k) if k == key);
+        let key_type = |key: &'static str, exp: &'static str, f: &'static str| {
+            move |e: &Error| matches!(e, Error::KeyType { key: k, expected, found } if k == key && *expected == exp && *found == f)
+        };
+        let bad_config = |e: &Error| matches!(e, Error::BadConfig(_));
+        type Check = Box<dyn Fn(&Error) -> bool>;
+        let cases: Vec<(&str, Vec<(String, Value)>, Check, &str)> = vec![
+            ("no architecture", without(l(), "general.architecture"), Box::new(missing("general.architecture")), "`general.architecture`"),
+            ("architecture not a string", with(l(), "general.architecture", Value::U32(1)),
+                Box::new(key_type("general.architecture", "a string", "u32")), "is u32, expected a string"),
+            ("unsupported architecture", with(l(), "general.architecture", Value::String("mamba".into())),
+                Box::new(|e: &Error| matches!(e, Error::UnsupportedArch(a) if a == "mamba")), "`mamba` is not supported"),
+            ("no block_count", without(l(), "llama.block_count"), Box::new(missing("llama.block_count")), "`llama.block_count`"),
+            ("no embedding_length", without(l(), "llama.embedding_length"), Box::new(missing("llama.embedding_length")), "llama.embedding_length"),
+            ("no head_count", without(l(), "llama.attention.head_count"), Box::new(missing("llama.attention.head_count")), "head_count"),
+            ("no feed_forward_length", without(l(), "llama.feed_forward_length"), Box::new(missing("llama.feed_forward_length")), "feed_forward_length"),
+            ("no context_length", without(l(), "llama.context_length"), Box::new(missing("llama.context_length")), "context_length"),
+            ("gemma key under llama prefix", {
+                let mut m = base("gemma3");
+                m = without(m, "gemma3.block_count");
+                with(m, "llama.block_count", Value::U32(4))
+            }, Box::new(missing("gemma3.block_count")), "gemma3.block_count"),
+            ("block_count a string", with(l(), "llama.block_count", Value::String("4".into())),
+                Box::new(key_type("llama.block_count", "an unsigned integer", "string")), "expected an unsigned integer"),
+            ("block_count negative", with(l(), "llama.block_count", Value::I32(-1)),
+                Box::new(key_type("llama.block_count", "an unsigned integer", "i32")), "is i32"),
+            ("block_count a float", with(l(), "llama.block_count", Value::F32(4.0)),
+                Box::new(key_type("llama.block_count", "an unsigned integer", "f32")), "is f32"),
+            ("epsilon an integer", with(l(), "llama.attention.layer_norm_rms_epsilon", Value::U32(1)),
+                Box::new(key_type("llama.attention.layer_norm_rms_epsilon", "a float", "u32")), "expected a float"),
+            ("name not a string", with(l(), "general.name", Value::Bool(true)),
+                Box::new(key_type("general.name", "a string", "bool")), "is bool"),
+            ("zero layers", with(l(), "llama.block_count", Value::U32(0)), Box::new(bad_config), "`llama.block_count` = 0 is out of range"),
+            ("huge context", with(l(), "llama.context_length", Value::U64(1 << 30)), Box::new(bad_config), "`llama.context_length` = 1073741824 is out of range"),
+            ("zero kv heads", with(l(), "llama.attention.head_count_kv", Value::U32(0)), Box::new(bad_config), "head_count_kv` = 0"),
+            ("heads not grouped", with(l(), "llama.attention.head_count_kv", Value::U32(3)), Box::new(bad_config), "8 attention heads cannot be grouped over 3"),
+            ("odd head dim", with(l(), "llama.attention.key_length", Value::U32(33)), Box::new(bad_config), "head dimension 33 must be even"),
+            ("zero value dim", with(l(), "llama.attention.value_length", Value::U32(0)), Box::new(bad_config), "must be even and non-zero"),
+            ("head dim from width rounds to 0", with(l(), "llama.embedding_length", Value::U32(4)), Box::new(bad_config), "head dimension 0"),
+            ("rope dims above head dim", with(l(), "llama.rope.dimension_count", Value::U32(64)), Box::new(bad_config), "rope dimension count 64"),
+            ("odd rope dims", with(l(), "llama.rope.dimension_count", Value::U32(7)), Box::new(bad_config), "rope dimension count 7 must be even"),
+            ("unknown rope scaling", with(l(), "llama.rope.scaling.type", Value::String("yarn".into())), Box::new(bad_config), "rope scaling `yarn` is not supported"),
+            ("zero rope factor", {
+                let m = with(l(), "llama.rope.scaling.type", Value::String("linear".into()));
+                with(m, "llama.rope.scaling.factor", Value::F32(0.0))
+            }, Box::new(bad_config), "rope scaling factor 0 must be positive"),
+            ("NaN rope factor", {
+                let m = with(l(), "llama.rope.scaling.type", Value::String("linear".into()));
+                with(m, "llama.rope.scaling.factor", Value::F64(f64::NAN))
+            }, Box::new(bad_config), "rope scaling factor NaN"),
+        ];
+        let mut failures = Vec::new();
+        for (what, meta, check, fragment) in cases {
+            match config(meta) {
+                Ok(c) => failures.push(format!("{what}: accepted {c:?}")),
+                Err(e) if !check(&e) => failures.push(format!("{what}: wrong error {e:?}")),
+                Err(e) if !e.to_string().contains(fragment) => failures.push(format!("{what}: `{e}` lacks `{fragment}`")),
+                Err(_) => {}
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}

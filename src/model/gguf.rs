@@ -394,6 +394,20 @@ impl GgufHeader {
         })
     }
 
+    /// A header holding `metadata` and no tensors, for unit tests of what reads metadata.
+    #[cfg(test)]
+    pub(crate) fn from_metadata(metadata: Vec<(String, Value)>) -> Self {
+        let index = metadata.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
+        Self {
+            version: 3,
+            metadata,
+            index,
+            tensors: Vec::new(),
+            tensor_index: HashMap::new(),
+            file_size: 0,
+        }
+    }
+
     /// The metadata value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.index.get(key).map(|&i| &self.metadata[i].1)
@@ -768,5 +782,184 @@ impl<R: Read> Bounded<R> {
                 )))
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Little-endian GGUF bytes, written field by field so that each test can break one.
+    #[derive(Default, Clone)]
+    struct Bytes(Vec<u8>);
+
+    impl Bytes {
+        fn raw(mut self, b: &[u8]) -> Self {
+            self.0.extend_from_slice(b);
+            self
+        }
+        fn u32(self, v: u32) -> Self {
+            self.raw(&v.to_le_bytes())
+        }
+        fn u64(self, v: u64) -> Self {
+            self.raw(&v.to_le_bytes())
+        }
+        fn str(self, s: &str) -> Self {
+            self.u64(s.len() as u64).raw(s.as_bytes())
+        }
+        /// Magic, version 3 and the two counts.
+        fn header(tensors: u64, kvs: u64) -> Self {
+            Self::default().raw(b"GGUF").u32(3).u64(tensors).u64(kvs)
+        }
+        /// A tensor directory entry.
+        fn tensor(self, name: &str, dims: &[u64], ty: u32, offset: u64) -> Self {
+            let mut b = self.str(name).u32(dims.len() as u32);
+            for &d in dims {
+                b = b.u64(d);
+            }
+            b.u32(ty).u64(offset)
+        }
+        /// Pads to the default alignment, then `n` bytes of tensor data.
+        fn data(mut self, n: usize) -> Self {
+            while self.0.len() % DEFAULT_ALIGNMENT as usize != 0 {
+                self.0.push(0);
+            }
+            self.0.resize(self.0.len() + n, 0);
+            self
+        }
+    }
+
+    fn parse(b: &[u8]) -> Result<GgufHeader, Error> {
+        GgufHeader::read(b, b.len() as u64)
+    }
+
+    /// Asserts that `bytes` are refused with an error of the expected kind whose message holds
+    /// `fragment` (and that parsing neither panics nor succeeds).
+    fn assert_rejects(bytes: &[u8], kind: fn(&Error) -> bool, fragment: &str) -> Result<(), String> {
+        match std::panic::catch_unwind(|| parse(bytes)) {
+            Err(_) => Err("parser panicked".into()),
+            Ok(Ok(h)) => Err(format!("accepted: {h:?}")),
+            Ok(Err(e)) => {
+                let msg = e.to_string();
+                if !kind(&e) {
+                    Err(format!("wrong error kind: {e:?}"))
+                } else if !msg.contains(fragment) {
+                    Err(format!("`{msg}` does not contain `{fragment}`"))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    fn truncated(e: &Error) -> bool {
+        matches!(e, Error::Truncated(_))
+    }
+    fn format(e: &Error) -> bool {
+        matches!(e, Error::Format(_))
+    }
+
+    #[test]
+    fn well_formed_file_parses() {
+        let b = Bytes::header(2, 2)
+            .str("general.architecture").u32(8).str("llama")
+            .str("general.alignment").u32(4).u32(32)
+            .tensor("a", &[4, 2], 0, 0)
+            .tensor("b", &[32], 8, 32)
+            .data(32 + 34);
+        let h = parse(&b.0).expect("parses");
+        assert_eq!(h.version, 3);
+        assert_eq!(h.get("general.architecture"), Some(&Value::String("llama".into())));
+        let a = h.tensor("a").unwrap();
+        assert_eq!(a.shape, vec![2, 4]);
+        assert_eq!(a.size_in_bytes, 32);
+        let q = h.tensor("b").unwrap();
+        assert_eq!(q.dtype, GgmlDType::Q8_0);
+        assert_eq!(q.size_in_bytes, 34);
+        assert_eq!(q.offset, a.offset + 32);
+    }
+
+    #[test]
+    fn malformed_files_are_rejected() {
+        let ok_tensor = |name: &str, dims: &[u64], ty: u32, off: u64| Bytes::header(1, 0).tensor(name, dims, ty, off);
+        let cases: Vec<(&str, Vec<u8>, fn(&Error) -> bool, &str)> = vec![
+            ("empty file", vec![], truncated, "magic needs 4 bytes at offset 0"),
+            ("short magic", b"GG".to_vec(), truncated, "magic"),
+            ("bad magic", b"GGML\x03\0\0\0".to_vec(), |e| matches!(e, Error::BadMagic(m) if m == b"GGML"), "expected \"GGUF\""),
+            ("version 1", Bytes::default().raw(b"GGUF").u32(1).u64(0).u64(0).0, |e| matches!(e, Error::UnsupportedVersion(1)), "version 1"),
+            ("version 4", Bytes::default().raw(b"GGUF").u32(4).u64(0).u64(0).0, |e| matches!(e, Error::UnsupportedVersion(4)), "version 4"),
+            ("header cut in tensor count", Bytes::default().raw(b"GGUF").u32(3).u32(0).0, truncated, "tensor count needs 8 bytes"),
+            ("header cut in kv count", Bytes::default().raw(b"GGUF").u32(3).u64(0).0, truncated, "metadata count needs 8 bytes"),
+            ("absurd tensor count", Bytes::header(u64::MAX, 0).0, truncated, "tensor count 18446744073709551615"),
+            ("absurd kv count", Bytes::header(0, 1 << 40).0, truncated, "metadata count 1099511627776"),
+            ("key length past end", Bytes::header(0, 1).u64(1000).u32(8).raw(b"x").0, truncated, "string of 1000 bytes"),
+            ("key longer than names may be", Bytes::header(0, 1).u64(MAX_NAME_BYTES + 1).raw(&[0; 16]).0, format, "names are limited to 4096 bytes"),
+            ("string value past end", Bytes::header(0, 1).str("k").u32(8).u64(1 << 50).0, truncated, "k: string of 1125899906842624 bytes"),
+            ("unknown value type", Bytes::header(0, 1).str("k").u32(13).u64(0).0, format, "metadata `k`: unknown value type 13"),
+            ("invalid bool", Bytes::header(0, 1).str("k").u32(7).raw(&[2]).0, format, "invalid boolean byte 2"),
+            ("invalid bool in array", Bytes::header(0, 1).str("k").u32(9).u32(7).u64(2).raw(&[1, 5]).0, format, "invalid boolean byte 5"),
+            ("unknown array element type", Bytes::header(0, 1).str("k").u32(9).u32(42).u64(0).0, format, "unknown array element type 42"),
+            ("array longer than file", Bytes::header(0, 1).str("k").u32(9).u32(10).u64(1 << 60).0, truncated, "metadata `k`: array length"),
+            ("string array element past end", Bytes::header(0, 1).str("k").u32(9).u32(8).u64(1).u64(99).0, truncated, "string of 99 bytes"),
+            ("value cut short", Bytes::header(0, 1).str("k").u32(10).u32(0).0, truncated, "k needs 8 bytes"),
+            ("arrays nested too deep", {
+                let mut b = Bytes::header(0, 1).str("k").u32(9);
+                for _ in 0..4 {
+                    b = b.u32(9).u64(1);
+                }
+                b.u32(0).u64(0).raw(&[0; 64]).0
+            }, format, "arrays nested too deep"),
+            ("too many nested arrays", {
+                // 70 000 empty u8 arrays: 12 bytes each, so the file holds them all.
+                let mut b = Bytes::header(0, 1).str("k").u32(9).u32(9).u64(70_000);
+                for _ in 0..70_000 {
+                    b = b.u32(0).u64(0);
+                }
+                b.0
+            }, format, "more than 65536 arrays nested in arrays"),
+            ("alignment not a power of two", Bytes::header(0, 1).str("general.alignment").u32(4).u32(24).0, format, "power of two, found 24"),
+            ("alignment zero", Bytes::header(0, 1).str("general.alignment").u32(4).u32(0).0, format, "power of two, found 0"),
+            ("alignment wrong type", Bytes::header(0, 1).str("general.alignment").u32(10).u64(32).0, format, "must be a u32, found u64"),
+            ("zero dimensions", ok_tensor("t", &[], 0, 0).data(0).0, format, "tensor `t` has 0 dimensions"),
+            ("five dimensions", ok_tensor("t", &[1; 5], 0, 0).data(4).0, format, "tensor `t` has 5 dimensions (1 to 4 allowed)"),
+            ("unknown tensor type", ok_tensor("t", &[4], 99, 0).data(16).0,
+                |e| matches!(e, Error::UnsupportedTensorType { tensor, type_name } if tensor == "t" && type_name == "unknown type id 99"), "unknown type id 99"),
+            ("known but unsupported tensor type", ok_tensor("t", &[256], 16, 0).data(1024).0,
+                |e| matches!(e, Error::UnsupportedTensorType { type_name, .. } if type_name == "IQ2_XXS"), "IQ2_XXS, which is not supported"),
+            ("shape overflows", ok_tensor("t", &[1 << 32, 1 << 32, 1 << 32], 0, 0).data(0).0, format, "impossible shape"),
+            ("size overflows", ok_tensor("t", &[1 << 32, 1 << 31], 0, 0).data(0).0, format, "impossible shape"),
+            ("inner dim not a block multiple", ok_tensor("t", &[33], 8, 0).data(68).0, format, "inner dimension 33 is not a multiple of the Q8_0 block size 32"),
+            ("misaligned offset", ok_tensor("t", &[4], 0, 4).data(64).0, format, "data offset 4 is not aligned to 32"),
+            ("data past end of file", ok_tensor("t", &[4], 0, 0).data(15).0, truncated, "tensor `t` needs 16 bytes"),
+            ("data offset far past end", ok_tensor("t", &[4], 0, 1 << 40).data(16).0, truncated, "tensor `t` needs 16 bytes"),
+            ("offset near u64::MAX does not wrap", ok_tensor("t", &[4], 0, u64::MAX - 31).data(16).0, truncated, "needs 16 bytes"),
+            ("directory cut mid-tensor", Bytes::header(1, 0).str("t").u32(2).u64(4).raw(&[0; 12]).0, truncated, "t needs 8 bytes"),
+            ("tensor name past end", Bytes::header(1, 0).u64(200).raw(&[b'x'; 30]).0, truncated, "tensor name: string of 200 bytes"),
+        ];
+        let failures: Vec<String> = cases
+            .into_iter()
+            .filter_map(|(what, bytes, kind, fragment)| {
+                assert_rejects(&bytes, kind, fragment).err().map(|e| format!("{what}: {e}"))
+            })
+            .collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn hostile_names_are_excerpted_in_errors() {
+        let name = format!("{}\u{1b}[2J", "n".repeat(100));
+        let b = Bytes::header(1, 0).tensor(&name, &[4], 99, 0).data(16);
+        let msg = parse(&b.0).unwrap_err().to_string();
+        assert!(msg.contains("… (104 bytes)"), "{msg}");
+        assert!(!msg.contains('\u{1b}'), "{msg}");
+    }
+
+    #[test]
+    fn overlapping_tensors_are_accepted() {
+        // The parser only checks that each tensor fits in the file; weights loading does not
+        // need disjoint tensors, so two names sharing bytes parse (documents current behaviour).
+        let b = Bytes::header(2, 0).tensor("a", &[8], 0, 0).tensor("b", &[8], 0, 0).data(32);
+        let h = parse(&b.0).expect("parses");
+        assert_eq!(h.tensor("a").unwrap().offset, h.tensor("b").unwrap().offset);
     }
 }
