@@ -21,7 +21,8 @@ use pae_local::agent::llm::LocalLlm;
 use pae_local::agent::tools::{Calculator, Registry, Tool, ToolError, ToolFuture, ToolSpec};
 use pae_local::agent::{Agent, AgentConfig};
 use pae_local::decode::Engine;
-use pae_local::model::{source, LoadOptions, Model};
+use pae_local::model::{LoadOptions, Model};
+use pae_local::source;
 use serde_json::{json, Value};
 
 /// Counts the words of a text. A tool is a spec (name, description, JSON schema of its input,

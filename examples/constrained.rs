@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 use pae_local::decode::{Engine, GenerateRequest, Grammar, SamplingParams};
-use pae_local::model::{source, LoadOptions, Message, Model};
+use pae_local::model::{LoadOptions, Message, Model};
+use pae_local::source;
 use serde_json::json;
 
 /// Generates JSON that matches a schema, with three seeds.

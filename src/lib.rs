@@ -65,6 +65,7 @@ pub mod agent;
 pub mod decode;
 pub mod eval;
 pub mod model;
+pub mod source;
 
 pub use agent::llm::{Llm, LocalLlm};
 pub use agent::tools::{Registry, Tool, ToolSpec};

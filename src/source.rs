@@ -1,5 +1,9 @@
 //! Where a model comes from: a path, a name from `models/manifest.json`, or `hf:OWNER/REPO/FILE`.
 //!
+//! This is the application's concern, not the model layer's: the model layer loads a file it
+//! is given; which file a name means, where downloads live and what to tell a user whose
+//! model is missing belong to the programs (the command line, the examples) built on it.
+//!
 //! Nothing here touches the network unless the user asked for an `hf:` model that is not in
 //! the local Hugging Face cache and `HF_HUB_OFFLINE` is not set.
 
@@ -7,10 +11,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::Error;
+/// A model name, path or `hf:` spec that could not be resolved to a file; the message says
+/// what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Error(pub String);
 
 /// The manifest of known models, compiled in so that the binary knows them anywhere.
-const MANIFEST: &str = include_str!("../../models/manifest.json");
+const MANIFEST: &str = include_str!("../models/manifest.json");
 
 /// One entry of `models/manifest.json`.
 #[derive(Debug, Clone, Deserialize)]
@@ -71,7 +79,7 @@ pub fn resolve(spec: Option<&str>) -> Result<PathBuf, Error> {
     if m.models.iter().any(|e| e.name == spec) {
         return resolve_entry(&m, spec);
     }
-    Err(Error::Source(format!(
+    Err(Error(format!(
         "no model file `{spec}`, and no known model of that name (known: {})",
         m.models.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
     )))
@@ -82,10 +90,10 @@ fn resolve_entry(m: &Manifest, name: &str) -> Result<PathBuf, Error> {
         .models
         .iter()
         .find(|e| e.name == name)
-        .ok_or_else(|| Error::Source(format!("model `{name}` is not in the manifest")))?;
+        .ok_or_else(|| Error(format!("model `{name}` is not in the manifest")))?;
     let path = models_dir().join(&entry.file);
     if !path.is_file() {
-        return Err(Error::Source(format!(
+        return Err(Error(format!(
             "model `{name}` is not downloaded: expected `{}`; fetch it with `models/fetch.sh {name}`",
             path.display()
         )));
@@ -99,7 +107,7 @@ fn resolve_hf(spec: &str) -> Result<PathBuf, Error> {
     let (owner, repo, file) = match (parts.next(), parts.next(), parts.next()) {
         (Some(o), Some(r), Some(f)) if !o.is_empty() && !r.is_empty() && !f.is_empty() => (o, r, f),
         _ => {
-            return Err(Error::Source(format!(
+            return Err(Error(format!(
                 "`hf:{spec}` must look like hf:OWNER/REPO/FILE.gguf"
             )))
         }
@@ -111,7 +119,7 @@ fn resolve_hf(spec: &str) -> Result<PathBuf, Error> {
     }
     let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0");
     if offline {
-        return Err(Error::Source(format!(
+        return Err(Error(format!(
             "`{file}` of `{repo_id}` is not in the Hugging Face cache at `{}` and HF_HUB_OFFLINE is set",
             cache.path().display()
         )));
@@ -119,9 +127,9 @@ fn resolve_hf(spec: &str) -> Result<PathBuf, Error> {
     let api = hf_hub::api::sync::ApiBuilder::from_cache(cache.clone())
         .with_progress(true)
         .build()
-        .map_err(|e| Error::Source(format!("Hugging Face client: {e}")))?;
+        .map_err(|e| Error(format!("Hugging Face client: {e}")))?;
     api.model(repo_id.clone()).get(file).map_err(|e| {
-        Error::Source(format!(
+        Error(format!(
             "`{file}` of `{repo_id}` is not in the Hugging Face cache at `{}` and could not be downloaded: {e}",
             cache.path().display()
         ))

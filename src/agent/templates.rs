@@ -120,7 +120,7 @@ impl Templates {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| AutoEscape::None);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_filter("tojson", crate::model::chat_template::tojson_filter);
+        env.add_filter("tojson", crate::model::py_json::tojson_filter);
         crate::model::template_limits::limit(&mut env);
         let mut overridden = Vec::new();
         for b in BUILTINS {

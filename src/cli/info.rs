@@ -1,7 +1,8 @@
 //! `pae-local info`: what a model file holds, from its header alone.
 
 use clap::Args;
-use pae_local::model::{source, GgufHeader, ModelInfo, TemplateSource, Tokenizer};
+use pae_local::model::{GgufHeader, ModelInfo, TemplateSource, Tokenizer};
+use pae_local::source;
 
 use super::args::ModelArgs;
 use super::printer;

@@ -4,7 +4,8 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::Context;
-use pae_local::model::{source, LoadOptions, LoadProgress, Model};
+use pae_local::model::{LoadOptions, LoadProgress, Model};
+use pae_local::source;
 
 use super::args::ModelArgs;
 

@@ -215,7 +215,7 @@ struct Models {
 
 impl Models {
     fn engine(&mut self, margs: &ModelArgs, spec: Option<&str>) -> anyhow::Result<Arc<Engine>> {
-        let path = pae_local::model::source::resolve(spec.or(margs.model.as_deref()))?;
+        let path = pae_local::source::resolve(spec.or(margs.model.as_deref()))?;
         let key = path.canonicalize().unwrap_or(path.clone());
         if let Some((_, e)) = self.loaded.iter().find(|(p, _)| *p == key) {
             return Ok(e.clone());

@@ -21,7 +21,7 @@ pub struct TokenizeArgs {
 }
 
 pub fn run(margs: &ModelArgs, args: TokenizeArgs) -> anyhow::Result<()> {
-    let path = pae_local::model::source::resolve(margs.model.as_deref())?;
+    let path = pae_local::source::resolve(margs.model.as_deref())?;
     let header = pae_local::model::GgufHeader::read_path(&path)?;
     let tok = pae_local::model::Tokenizer::load(&header, &path)?;
     let ids = tok.encode(&args.text, args.add_bos, !args.no_special)?;

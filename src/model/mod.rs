@@ -6,6 +6,7 @@
 
 mod attention_cpu;
 pub mod chat_template;
+pub mod py_json;
 pub mod config;
 mod cpu;
 pub mod gguf;
@@ -13,7 +14,6 @@ pub mod info;
 pub mod kv_cache;
 mod layers;
 mod quant_cpu;
-pub mod source;
 pub mod template_limits;
 pub mod threads;
 pub mod tokenizer;
@@ -114,9 +114,6 @@ pub enum Error {
         /// Most tokens the context holds.
         max: usize,
     },
-    /// A model name, path or `hf:` spec could not be resolved to a file.
-    #[error("{0}")]
-    Source(String),
     /// The device asked for cannot be opened (no CUDA in this build, no such GPU).
     #[error("device: {0}")]
     Device(String),
