@@ -1,17 +1,22 @@
 //! Tools the executor can call: a [`Tool`] trait, a [`Registry`] that runs calls with a
 //! timeout and turns every failure into an error observation, and the built-in tools.
 //!
-//! Tools know nothing of models; sandbox checks live inside each tool.
+//! Tools know nothing of models; sandbox checks live inside each tool (the file tools share
+//! theirs, in `sandbox`).
 
 mod builtin;
 mod calculator;
-mod files;
 mod human;
 mod http;
+mod list_dir;
 mod number_words;
+mod read_file;
+mod sandbox;
+mod search_files;
 mod shell;
 mod spec;
 mod sql;
+mod write_file;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,13 +28,17 @@ use serde_json::Value;
 
 pub use builtin::{BuiltinError, BuiltinTools};
 pub use calculator::{evaluate, format_number, Calculator};
-pub use files::{ListDir, ReadFile, SearchFiles, Workspace, WriteFile};
 pub use human::{AskHuman, Human};
+pub use list_dir::ListDir;
 pub(crate) use number_words::spell_out;
 pub use http::HttpRequest;
+pub use read_file::ReadFile;
+pub use sandbox::Workspace;
+pub use search_files::SearchFiles;
 pub use shell::Shell;
 pub use spec::ToolSpec;
 pub use sql::SqlQuery;
+pub use write_file::WriteFile;
 
 /// What a tool call returns.
 pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = Result<String, ToolError>> + Send + 'a>>;
