@@ -141,7 +141,11 @@ impl KvCache {
                 } else {
                     layers
                         .iter()
-                        .map(|(k, v)| Ok((k.narrow(1, 0, self.len)?.copy()?, v.narrow(1, 0, self.len)?.copy()?)))
+                        .map(|(k, v)| {
+                            // `copy` would keep the narrowed (strided) layout over a copy of
+                            // the whole capacity, which `restore`'s `slice_set` refuses.
+                            Ok((k.narrow(1, 0, self.len)?.force_contiguous()?, v.narrow(1, 0, self.len)?.force_contiguous()?))
+                        })
                         .collect::<Result<_>>()?
                 },
                 capacity: self.len,
