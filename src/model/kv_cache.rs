@@ -257,3 +257,220 @@ impl KvCache {
         self.len += t;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::gguf::{GgufHeader, Value};
+
+    /// 2 layers, 2 key/value heads of 4 dimensions.
+    fn cfg() -> ModelConfig {
+        let meta = [
+            ("general.architecture", Value::String("llama".into())),
+            ("llama.block_count", Value::U32(2)),
+            ("llama.embedding_length", Value::U32(16)),
+            ("llama.attention.head_count", Value::U32(4)),
+            ("llama.attention.head_count_kv", Value::U32(2)),
+            ("llama.feed_forward_length", Value::U32(32)),
+            ("llama.context_length", Value::U32(64)),
+        ];
+        let meta = meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        ModelConfig::from_gguf(&GgufHeader::from_metadata(meta)).unwrap()
+    }
+
+    fn caches(max_len: usize) -> [KvCache; 2] {
+        let c = cfg();
+        [
+            KvCache::new(&c, max_len, &Device::Cpu),
+            KvCache::with_layout(&c, max_len, &Device::Cpu, CacheLayout::Tensors),
+        ]
+    }
+
+    /// Appends one token per value in `xs`, as a forward pass would: layer `il` stores keys
+    /// `x + 100·il` and values `-x` in every head and dimension.
+    fn append(cache: &mut KvCache, xs: &[f32]) -> Result<()> {
+        let t = xs.len();
+        cache.reserve(t)?;
+        let (n_kv, hd) = (cache.n_kv, cache.head_dim);
+        for il in 0..cache.n_layer {
+            let key = |x: f32| x + 100.0 * il as f32;
+            if let Some(l) = cache.cpu_layer(il) {
+                for &x in xs {
+                    l.k.extend(std::iter::repeat_n(key(x), n_kv * hd));
+                    l.v.extend(std::iter::repeat_n(-x, n_kv * hd));
+                }
+            } else {
+                let col = |f: &dyn Fn(f32) -> f32| {
+                    let data: Vec<f32> = (0..n_kv).flat_map(|_| xs.iter().flat_map(|&x| std::iter::repeat_n(f(x), hd))).collect();
+                    Tensor::from_vec(data, (n_kv, t, hd), &Device::Cpu)
+                };
+                let start = cache.len;
+                let (k, v) = cache.write(il, &col(&key)?, &col(&|x| -x)?, start)?;
+                assert_eq!(k.dims(), &[n_kv, t, hd]);
+                assert_eq!(v.dims(), &[n_kv, t, hd]);
+            }
+        }
+        cache.advance(t);
+        Ok(())
+    }
+
+    /// Per layer, the key and value stored at each cached position (checking that every head
+    /// and dimension of a position holds the same number).
+    fn contents(cache: &KvCache) -> Vec<(Vec<f32>, Vec<f32>)> {
+        let snap = cache.snapshot().unwrap();
+        assert_eq!(snap.len(), cache.len());
+        let (n_kv, hd) = (cache.n_kv, cache.head_dim);
+        let per_pos = |flat: Vec<f32>, pos_major: bool| -> Vec<f32> {
+            (0..snap.len)
+                .map(|p| {
+                    let all: Vec<f32> = (0..n_kv)
+                        .flat_map(|h| {
+                            let at = if pos_major { (p * n_kv + h) * hd } else { (h * snap.len + p) * hd };
+                            flat[at..at + hd].to_vec()
+                        })
+                        .collect();
+                    assert!(all.iter().all(|&x| x == all[0]), "position {p} holds {all:?}");
+                    all[0]
+                })
+                .collect()
+        };
+        match &snap.store {
+            Store::Cpu(layers) => layers.iter().map(|l| (per_pos(l.k.clone(), true), per_pos(l.v.clone(), true))).collect(),
+            Store::Device { layers, .. } if snap.len == 0 => vec![(vec![], vec![]); layers.len().max(cache.n_layer)],
+            Store::Device { layers, .. } => layers
+                .iter()
+                .map(|(k, v)| {
+                    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                    (per_pos(flat(k), false), per_pos(flat(v), false))
+                })
+                .collect(),
+        }
+    }
+
+    fn expect(xs: &[f32]) -> Vec<(Vec<f32>, Vec<f32>)> {
+        (0..2)
+            .map(|il| (xs.iter().map(|x| x + 100.0 * il as f32).collect(), xs.iter().map(|x| -x).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn new_cache_is_empty() {
+        for c in caches(16) {
+            assert!(c.is_empty());
+            assert_eq!((c.len(), c.max_len()), (0, 16));
+            assert_eq!(contents(&c), expect(&[]));
+        }
+        let [flat, tensors] = caches(16);
+        assert!(flat.is_flat());
+        assert!(!tensors.is_flat());
+    }
+
+    #[test]
+    fn append_grows_in_order() {
+        for mut c in caches(16) {
+            append(&mut c, &[1.0, 2.0, 3.0]).unwrap();
+            append(&mut c, &[4.0]).unwrap();
+            assert_eq!(c.len(), 4);
+            assert!(!c.is_empty());
+            assert_eq!(contents(&c), expect(&[1.0, 2.0, 3.0, 4.0]), "flat: {}", c.is_flat());
+        }
+    }
+
+    #[test]
+    fn device_cache_grows_past_initial_capacity() {
+        let [_, mut c] = caches(1000);
+        let xs: Vec<f32> = (0..300).map(|i| i as f32).collect();
+        append(&mut c, &xs[..200]).unwrap();
+        append(&mut c, &xs[200..]).unwrap();
+        let Store::Device { capacity, .. } = &c.store else { unreachable!() };
+        assert_eq!(*capacity, 512);
+        assert_eq!(contents(&c), expect(&xs));
+    }
+
+    #[test]
+    fn device_capacity_stops_at_max_len() {
+        let [_, mut c] = caches(300);
+        append(&mut c, &[0.0; 257]).unwrap();
+        let Store::Device { capacity, .. } = &c.store else { unreachable!() };
+        assert_eq!(*capacity, 300);
+    }
+
+    #[test]
+    fn truncate_forgets_the_tail_and_appends_over_it() {
+        for mut c in caches(16) {
+            append(&mut c, &[1.0, 2.0, 3.0, 4.0]).unwrap();
+            c.truncate(10); // longer than the cache: no change
+            assert_eq!(c.len(), 4);
+            c.truncate(2);
+            assert_eq!(c.len(), 2);
+            assert_eq!(contents(&c), expect(&[1.0, 2.0]));
+            append(&mut c, &[7.0]).unwrap();
+            assert_eq!(contents(&c), expect(&[1.0, 2.0, 7.0]), "flat: {}", c.is_flat());
+            c.clear();
+            assert!(c.is_empty());
+            append(&mut c, &[9.0]).unwrap();
+            assert_eq!(contents(&c), expect(&[9.0]));
+        }
+    }
+
+    #[test]
+    fn snapshot_and_restore() {
+        for mut c in caches(16) {
+            let empty = c.snapshot().unwrap();
+            assert!(empty.is_empty());
+            append(&mut c, &[1.0, 2.0]).unwrap();
+            let snap = c.snapshot().unwrap();
+            assert_eq!(snap.len(), 2);
+            append(&mut c, &[3.0, 4.0, 5.0]).unwrap();
+            c.restore(&snap).unwrap();
+            assert_eq!(c.len(), 2);
+            assert_eq!(contents(&c), expect(&[1.0, 2.0]), "flat: {}", c.is_flat());
+            // The snapshot is a copy: writing after a restore does not change it.
+            append(&mut c, &[6.0]).unwrap();
+            c.restore(&snap).unwrap();
+            assert_eq!(contents(&c), expect(&[1.0, 2.0]));
+            c.restore(&empty).unwrap();
+            assert!(c.is_empty());
+            append(&mut c, &[8.0]).unwrap();
+            assert_eq!(contents(&c), expect(&[8.0]));
+        }
+    }
+
+    #[test]
+    fn capacity_errors() {
+        for mut c in caches(4) {
+            append(&mut c, &[1.0, 2.0, 3.0]).unwrap();
+            let err = c.reserve(2).unwrap_err().to_string();
+            assert!(err.contains("5 tokens exceed the context of 4"), "{err}");
+            assert_eq!(c.len(), 3, "a refused reservation leaves the cache as it was");
+            append(&mut c, &[4.0]).unwrap();
+            assert!(c.reserve(1).is_err());
+            assert_eq!(contents(&c), expect(&[1.0, 2.0, 3.0, 4.0]));
+        }
+    }
+
+    #[test]
+    fn restore_refuses_a_snapshot_longer_than_the_cache() {
+        let [mut big_flat, mut big_tensors] = caches(8);
+        let [mut small_flat, mut small_tensors] = caches(2);
+        for (big, small) in [(&mut big_flat, &mut small_flat), (&mut big_tensors, &mut small_tensors)] {
+            append(big, &[1.0, 2.0, 3.0]).unwrap();
+            let snap = big.snapshot().unwrap();
+            let err = small.restore(&snap).unwrap_err().to_string();
+            assert!(err.contains("snapshot of 3 tokens exceeds this cache's 2 limit"), "{err}");
+            assert!(small.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_failed_forward_pass_leaves_no_trace() {
+        // A pass that appends to the flat buffers and then fails never calls `advance`;
+        // the next reservation drops what it wrote.
+        let [mut c, _] = caches(16);
+        append(&mut c, &[1.0]).unwrap();
+        c.reserve(1).unwrap();
+        c.cpu_layer(0).unwrap().k.extend([5.0; 8]);
+        append(&mut c, &[2.0]).unwrap();
+        assert_eq!(contents(&c), expect(&[1.0, 2.0]));
+    }
+}
