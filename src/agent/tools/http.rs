@@ -143,3 +143,145 @@ impl Tool for HttpRequest {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(bases: &[&str]) -> HttpRequest {
+        HttpRequest::new(bases.iter().map(|b| b.to_string()).collect(), Duration::from_secs(1)).unwrap()
+    }
+
+    /// `Some(sent)`: allowed and sent as `sent`; `None`: refused.
+    fn table(bases: &[&str], cases: &[(&str, Option<&str>)]) {
+        let t = tool(bases);
+        let mut failures = Vec::new();
+        for &(url, want) in cases {
+            match (t.check(url), want) {
+                (Ok(u), Some(w)) if u.as_str() == w => {}
+                (Err(ToolError::Refused(msg)), None) if msg.contains(&format!("`{url}` is not under an allowed base URL")) => {}
+                (got, _) => failures.push(format!("{url}: expected {want:?}, got {got:?}")),
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn base_with_trailing_slash() {
+        table(
+            &["http://allowed.example.com/api/"],
+            &[
+                ("http://allowed.example.com/api/", Some("http://allowed.example.com/api/")),
+                ("http://allowed.example.com/api", Some("http://allowed.example.com/api")),
+                ("http://allowed.example.com/api/x/y?q=1", Some("http://allowed.example.com/api/x/y?q=1")),
+                ("HTTP://ALLOWED.example.COM/api/x", Some("http://allowed.example.com/api/x")),
+                ("http://allowed.example.com:80/api/x", Some("http://allowed.example.com/api/x")),
+                ("http://allowed.example.com/api/a/../b", Some("http://allowed.example.com/api/b")),
+                ("http://allowed.example.com/api/#frag", Some("http://allowed.example.com/api/#frag")),
+                // Path prefix boundaries.
+                ("http://allowed.example.com/apiary", None),
+                ("http://allowed.example.com/api.json", None),
+                ("http://allowed.example.com/", None),
+                ("http://allowed.example.com/API/x", None),
+                ("http://allowed.example.com/api/../secret", None),
+                ("http://allowed.example.com/api/%2e%2e/secret", None),
+                ("http://allowed.example.com/api/.%2E/secret", None),
+                ("http://allowed.example.com/api\\..\\secret", None),
+                ("http://allowed.example.com/api/a%2fb", None),
+                ("http://allowed.example.com/api/a%5Cb", None),
+                ("http://allowed.example.com/api/%2e", Some("http://allowed.example.com/api/")),
+                ("http://allowed.example.com/api/a%00b", None),
+                ("http://allowed.example.com/api/a%0Ab", None),
+                // Scheme, host and port.
+                ("https://allowed.example.com/api/x", None),
+                ("ftp://allowed.example.com/api/x", None),
+                ("file:///api/x", None),
+                ("http://allowed.example.com.evil.com/api/x", None),
+                ("http://evil.com/allowed.example.com/api/x", None),
+                ("http://sub.allowed.example.com/api/x", None),
+                ("http://example.com/api/x", None),
+                ("http://allowed.example.com:8080/api/x", None),
+                ("http://allowed.example.com:443/api/x", None),
+                // Credentials, even for the allowed host.
+                ("http://allowed.example.com@evil.com/api/x", None),
+                ("http://user@allowed.example.com/api/x", None),
+                ("http://user:pw@allowed.example.com/api/x", None),
+                ("http://:pw@allowed.example.com/api/x", None),
+                // Not URLs.
+                ("/api/x", None),
+                ("allowed.example.com/api/x", None),
+                ("", None),
+                ("http://", None),
+            ],
+        );
+    }
+
+    #[test]
+    fn base_without_trailing_slash_and_ip_literals() {
+        table(
+            &["http://127.0.0.1:8080/api", "https://[::1]/v1/"],
+            &[
+                ("http://127.0.0.1:8080/api", Some("http://127.0.0.1:8080/api")),
+                ("http://127.0.0.1:8080/api/", Some("http://127.0.0.1:8080/api/")),
+                ("http://127.0.0.1:8080/api/x", Some("http://127.0.0.1:8080/api/x")),
+                ("http://127.0.0.1:8080/apiary", None),
+                ("http://127.0.0.1:8081/api/x", None),
+                ("http://127.0.0.1/api/x", None),
+                ("http://localhost:8080/api/x", None),
+                ("http://127.0.0.2:8080/api/x", None),
+                // Other spellings of 127.0.0.1 are normalised by the parser, as clients do.
+                ("http://2130706433:8080/api/x", Some("http://127.0.0.1:8080/api/x")),
+                ("http://0x7f.0.0.1:8080/api/x", Some("http://127.0.0.1:8080/api/x")),
+                ("http://[::ffff:127.0.0.1]:8080/api/x", None),
+                ("https://[::1]/v1/x", Some("https://[::1]/v1/x")),
+                ("https://[::1]:443/v1/x", Some("https://[::1]/v1/x")),
+                ("https://[0:0:0:0:0:0:0:1]/v1/x", Some("https://[::1]/v1/x")),
+                ("http://[::1]/v1/x", None),
+                ("https://[::2]/v1/x", None),
+                ("https://[::1]/v2/x", None),
+            ],
+        );
+    }
+
+    #[test]
+    fn root_base_allows_the_whole_origin() {
+        table(
+            &["https://h.test/"],
+            &[
+                ("https://h.test/", Some("https://h.test/")),
+                ("https://h.test", Some("https://h.test/")),
+                ("https://h.test/anything/at/all", Some("https://h.test/anything/at/all")),
+                ("https://h.test.evil/", None),
+                ("https://h.test:444/", None),
+            ],
+        );
+    }
+
+    #[test]
+    fn no_base_refuses_everything_and_says_how_to_allow() {
+        let err = tool(&[]).check("http://localhost/").unwrap_err();
+        assert!(matches!(&err, ToolError::Refused(m) if m.contains("none: pass --allow-http URL")), "{err:?}");
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let t = tool(&["http://a.test/api/"]);
+        let why = |url: &str| match t.check(url) {
+            Err(ToolError::Refused(m)) => m,
+            other => panic!("{url}: {other:?}"),
+        };
+        assert!(why("http://u@a.test/api/").ends_with(": URLs with credentials are refused"));
+        assert!(why("http://a.test/api/a%2Fb").ends_with(": a path segment hides a separator or a dot segment"));
+        assert!(why("not a url").contains("(http://a.test/api/): relative URL without a base"));
+        assert!(why("http://b.test/api/").ends_with("(http://a.test/api/)"));
+    }
+
+    #[test]
+    fn bad_bases_are_errors() {
+        let new = |b: &str| HttpRequest::new(vec![b.to_string()], Duration::from_secs(1)).err();
+        assert!(new("not a url").unwrap().contains("is not a URL"));
+        assert!(new("ftp://a.test/").unwrap().contains("must be an http:// or https:// URL with a host"));
+        assert!(new("file:///etc/").unwrap().contains("must be an http:// or https:// URL with a host"));
+        assert!(new("http://a.test/").is_none());
+    }
+}
