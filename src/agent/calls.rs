@@ -11,12 +11,17 @@ use super::events::{Budget, Event, Observer};
 use super::llm::{Llm, LlmRequest, LlmResponse};
 use super::Error;
 
-/// Why a run stops early.
+/// Why a run ends without an answer: what `?` carries up the loop to the run's end, where
+/// each becomes a [`RunStatus`](super::events::RunStatus).
 #[derive(Debug)]
 pub(crate) enum Halt {
+    /// A budget ran out.
     Budget(Budget),
+    /// The supervisor rejected a plan.
+    Rejected,
     /// Someone asked the run to stop ([`super::Interrupt`]).
     Interrupted,
+    /// A model, template or parse failure.
     Error(Error),
 }
 

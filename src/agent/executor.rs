@@ -126,10 +126,8 @@ pub(crate) struct StepEnv<'a> {
     pub count_tokens: &'a (dyn Fn(&str) -> usize + Send + Sync),
 }
 
-enum Outcome {
-    Done(String),
-    Failed(String),
-}
+/// How an attempt ended: done with its result, or failed and why.
+type Outcome = (StepStatus, String);
 
 /// Runs step `index` (`ctx` carries the objective, tools, plan and earlier results).
 pub(crate) async fn execute_step(env: &StepEnv<'_>, ctx: &PromptContext, index: usize, step: &str) -> Result<StepRecord, Halt> {
@@ -152,7 +150,7 @@ pub(crate) async fn execute_step(env: &StepEnv<'_>, ctx: &PromptContext, index: 
             ExecutorKind::Direct => direct(env, &ctx, index, &mut actions, &sampling).await?,
         };
         match outcome {
-            Outcome::Done(result) => {
+            (StepStatus::Done, result) => {
                 attempts.push(AttemptRecord { actions, failure: None });
                 return Ok(StepRecord {
                     index,
@@ -162,7 +160,7 @@ pub(crate) async fn execute_step(env: &StepEnv<'_>, ctx: &PromptContext, index: 
                     attempts,
                 });
             }
-            Outcome::Failed(reason) => {
+            (StepStatus::Failed, reason) => {
                 attempts.push(AttemptRecord {
                     actions,
                     failure: Some(reason.clone()),
@@ -326,9 +324,9 @@ async fn in_words(
     let thought = format!("The step says it in words: {} reads them.", tool.name);
     let record = run_tool(env, index, &ctx.step, thought, tool.name.clone(), input, &results(ctx)).await?;
     let outcome = if record.error {
-        Outcome::Failed(record.observation.clone())
+        (StepStatus::Failed, record.observation.clone())
     } else {
-        Outcome::Done(record.observation.clone())
+        (StepStatus::Done, record.observation.clone())
     };
     actions.push(record);
     Ok(Some(outcome))
@@ -380,8 +378,8 @@ async fn react(
         };
         let resp = env.caller.call(env.llm, "executor", req).await?;
         match parse::react(&resp.text, &specs) {
-            Err(e) => return Ok(Outcome::Failed(format!("the step's output did not parse: {e}"))),
-            Ok(ReactStep::FinalAnswer { answer, .. }) => return Ok(Outcome::Done(answer)),
+            Err(e) => return Ok((StepStatus::Failed, format!("the step's output did not parse: {e}"))),
+            Ok(ReactStep::FinalAnswer { answer, .. }) => return Ok((StepStatus::Done, answer)),
             Ok(ReactStep::Action { thought, call }) => {
                 let record = run_tool(env, index, &ctx.step, thought, call.tool, call.input, &results(ctx)).await?;
                 scratchpad.push_str(&resp.text);
@@ -392,12 +390,12 @@ async fn react(
                 let failed = record.error.then(|| record.observation.clone());
                 actions.push(record);
                 if let Some(reason) = failed {
-                    return Ok(Outcome::Failed(reason));
+                    return Ok((StepStatus::Failed, reason));
                 }
             }
         }
     }
-    Ok(Outcome::Failed(format!(
+    Ok((StepStatus::Failed, format!(
         "no final answer after {} Thought/Action rounds",
         env.config.max_iterations.max(1)
     )))
@@ -426,13 +424,13 @@ async fn direct(
     let resp = env.caller.call(env.llm, "executor", req).await?;
     let call = match parse::direct(&resp.text, &specs) {
         Ok(c) => c,
-        Err(e) => return Ok(Outcome::Failed(format!("the tool call did not parse: {e}"))),
+        Err(e) => return Ok((StepStatus::Failed, format!("the tool call did not parse: {e}"))),
     };
     let record = run_tool(env, index, &ctx.step, String::new(), call.tool, call.input, &results(ctx)).await?;
     let outcome = if record.error {
-        Outcome::Failed(record.observation.clone())
+        (StepStatus::Failed, record.observation.clone())
     } else {
-        Outcome::Done(record.observation.clone())
+        (StepStatus::Done, record.observation.clone())
     };
     actions.push(record);
     Ok(outcome)

@@ -1,5 +1,5 @@
 //! Which plan a run starts from: candidate plans sampled from the planner models
-//! (`--planners N`, several `--planner-model`), one chosen among them, and the supervisor's
+//! (`--plan-samples N`, several `--planner-model`), one chosen among them, and the supervisor's
 //! review of the plan about to run.
 //!
 //! The rule, in order: a plan that parsed beats one that did not; then the plan whose steps
@@ -47,7 +47,7 @@ pub fn choose_by_rule(candidates: &[PlanCandidate], tools: &[String]) -> Option<
         .map(|(i, _)| i)
 }
 
-/// Samples `config.planners` plans from each of `planners` and returns the steps of the one
+/// Samples `config.plan_samples` plans from each of `planners` and returns the steps of the one
 /// chosen: by the judge (the first planner) when `plan_judge` is set and more than one parsed,
 /// else by the rule. With several candidates, a `Plan` event lists them all and the choice.
 pub(crate) async fn sample_and_choose(
@@ -61,7 +61,7 @@ pub(crate) async fn sample_and_choose(
     let planner = Planner::new(c.planner_kind, c.limits);
     let mut candidates = Vec::new();
     for llm in planners {
-        for k in 0..c.planners {
+        for k in 0..c.plan_samples {
             // Greedy sampling would give N identical plans: later samples explore.
             let sampling = c.planner_sampling.nth_sample(k, 0.8);
             let req = planner.request(templates, ctx, &sampling)?;

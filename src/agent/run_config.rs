@@ -40,7 +40,7 @@ pub struct AgentConfig {
     /// plan samples and new ReWOO programs vary its seed.
     pub planner_sampling: SamplingParams,
     /// Plans sampled per planner model (seeds `seed`, `seed + 1`, …).
-    pub planners: usize,
+    pub plan_samples: usize,
     /// Let a model choose among candidate plans instead of the rule.
     pub plan_judge: bool,
     /// Show each plan to the supervisor before it runs.
@@ -61,7 +61,7 @@ impl Default for AgentConfig {
             executor: ExecutorConfig::default(),
             budgets: BudgetLimits::default(),
             planner_sampling: SamplingParams::greedy(),
-            planners: 1,
+            plan_samples: 1,
             plan_judge: false,
             approve_plan: false,
             feedback: false,

@@ -160,11 +160,11 @@ impl AgentBuilder {
             return Err(Error::Config("the tool registry is empty".into()));
         }
         let c = &self.config;
-        if c.limits.max_steps == 0 || c.planners == 0 || c.executor.max_iterations == 0 || c.budgets.max_steps == 0 {
-            return Err(Error::Config("steps, planners and iterations must be at least 1".into()));
+        if c.limits.max_steps == 0 || c.plan_samples == 0 || c.executor.max_iterations == 0 || c.budgets.max_steps == 0 {
+            return Err(Error::Config("steps, plan samples and iterations must be at least 1".into()));
         }
-        if c.planner_kind == PlannerKind::Rewoo && (c.planners > 1 || c.plan_judge || planners.len() > 1) {
-            return Err(Error::Config("the ReWOO planner writes one program with one model: several planners and the plan judge apply to the numbered and JSON planners".into()));
+        if c.planner_kind == PlannerKind::Rewoo && (c.plan_samples > 1 || c.plan_judge || planners.len() > 1) {
+            return Err(Error::Config("the ReWOO planner writes one program with one model: several plan samples or planner models and the plan judge apply to the numbered and JSON planners".into()));
         }
         if (c.approve_plan || c.feedback) && self.supervisor.is_none() {
             return Err(Error::Config("plan approval and feedback need a supervisor".into()));
@@ -257,12 +257,6 @@ impl Agent {
     }
 }
 
-/// How the loop ended.
-enum End {
-    Answered(String),
-    Rejected,
-}
-
 impl Run<'_> {
     fn config(&self) -> &AgentConfig {
         &self.agent.config
@@ -280,13 +274,13 @@ impl Run<'_> {
         }
     }
 
-    async fn drive(&mut self) -> Result<End, Halt> {
+    async fn drive(&mut self) -> Result<String, Halt> {
         if self.config().planner_kind == PlannerKind::Rewoo {
             return self.drive_rewoo().await;
         }
         let first = plan_choice::sample_and_choose(&self.caller, &self.agent.planners, &self.agent.templates, &self.ctx, &self.agent.config).await?;
         let Some(mut remaining) = self.adopt(first, PlanSource::Planner).await else {
-            return Ok(End::Rejected);
+            return Err(Halt::Rejected);
         };
         loop {
             let Some(step) = remaining.pop_front() else {
@@ -294,10 +288,10 @@ impl Run<'_> {
                 self.ctx.remaining.clear();
 
                 match self.decide(false, true).await? {
-                    Decision::Answer(a) => return Ok(End::Answered(a)),
+                    Decision::Answer(a) => return Ok(a),
                     Decision::Replan(p) => match self.replan(p, "the plan ran out of steps").await? {
                         Some(r) => remaining = r,
-                        None => return Ok(End::Rejected),
+                        None => return Err(Halt::Rejected),
                     },
                     // The grammar offers no `continue` here; a model that ignores grammars
                     // (a user's `Llm`, a user's templates) can still write it.
@@ -348,7 +342,7 @@ impl Run<'_> {
             // quotes an earlier one); a longer one goes to the replanner.
             if !every_step && !failed && remaining.is_empty() {
                 if let Some(answer) = self.last_result_as_answer() {
-                    return Ok(End::Answered(answer));
+                    return Ok(answer);
                 }
             }
             // A remaining step that uses a result (`#E1`) needs this one: no answer yet.
@@ -357,12 +351,12 @@ impl Run<'_> {
             let decision = self.decide(!failed && !remaining.is_empty(), can_answer).await?;
             match decision {
                 Decision::Continue => {}
-                Decision::Answer(a) => return Ok(End::Answered(a)),
+                Decision::Answer(a) => return Ok(a),
                 Decision::Replan(p) => {
                     let why = if failed { format!("step {index} failed") } else { "the replanner changed the plan".into() };
                     match self.replan(p, &why).await? {
                         Some(r) => remaining = r,
-                        None => return Ok(End::Rejected),
+                        None => return Err(Halt::Rejected),
                     }
                 }
             }
@@ -371,7 +365,7 @@ impl Run<'_> {
 
     /// ReWOO: a program, run whole; on a failed call a new program told the failure (within
     /// the replan budget); then the solver's answer from the evidence.
-    async fn drive_rewoo(&mut self) -> Result<End, Halt> {
+    async fn drive_rewoo(&mut self) -> Result<String, Halt> {
         let mut why = String::new();
         let mut attempt = 0usize;
         loop {
@@ -391,7 +385,7 @@ impl Run<'_> {
                 self.replan(lines, &why).await?
             };
             let Some(lines) = adopted else {
-                return Ok(End::Rejected);
+                return Err(Halt::Rejected);
             };
             match self.run_program(lines.into()).await? {
                 Some(failure) => {
@@ -401,7 +395,7 @@ impl Run<'_> {
                 None => {
                     let req = rewoo::solve_request(&self.agent.templates, &self.ctx, &c.limits, &c.planner_sampling)?;
                     let resp = self.caller.call(&llm, "planner", req).await?;
-                    return Ok(End::Answered(rewoo::parse_answer(&resp.text)?));
+                    return Ok(rewoo::parse_answer(&resp.text)?);
                 }
             }
             attempt += 1;
@@ -561,13 +555,13 @@ impl Run<'_> {
             .or_else(|| self.caller.last_observation.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
-    fn finish(self, outcome: Result<End, Halt>) -> RunReport {
+    fn finish(self, outcome: Result<String, Halt>) -> RunReport {
         let (status, budget, final_answer, error) = match outcome {
-            Ok(End::Answered(a)) => {
+            Ok(a) => {
                 self.caller.emit(Event::Final { answer: a.clone() });
                 (RunStatus::Answered, None, Some(a), None)
             }
-            Ok(End::Rejected) => (RunStatus::Rejected, None, None, None),
+            Err(Halt::Rejected) => (RunStatus::Rejected, None, None, None),
             Err(Halt::Budget(b)) => (RunStatus::BudgetExhausted, Some(b), self.best_so_far(), None),
             Err(Halt::Interrupted) => (RunStatus::Interrupted, None, self.best_so_far(), None),
             Err(Halt::Error(e)) => (RunStatus::Error, None, self.best_so_far(), Some(e.to_string())),

@@ -21,9 +21,9 @@ use super::tools::ToolArgs;
 pub struct PlanArgs {
     /// What the plan is for.
     objective: String,
-    /// Most steps.
-    #[arg(long, default_value_t = 4)]
-    max_steps: usize,
+    /// Most steps in the plan (as `run --plan-steps`).
+    #[arg(long, default_value_t = 4, alias = "max-steps")]
+    plan_steps: usize,
     /// Planner kind.
     #[arg(long, value_enum, default_value_t = PlannerArg::Numbered)]
     planner: PlannerArg,
@@ -49,7 +49,7 @@ impl Human for NoOne {
 }
 
 pub fn run(margs: &ModelArgs, args: PlanArgs) -> anyhow::Result<()> {
-    anyhow::ensure!((1..=20).contains(&args.max_steps), "--max-steps must be between 1 and 20");
+    anyhow::ensure!((1..=20).contains(&args.plan_steps), "--plan-steps must be between 1 and 20");
     let sampling = args.sampling.to_params()?;
     let templates = Templates::load(args.templates.as_deref())?;
     // `ask_human` (with --human) is only shown to the planner here, never called.
@@ -57,13 +57,13 @@ pub fn run(margs: &ModelArgs, args: PlanArgs) -> anyhow::Result<()> {
     let model = load_model(margs, None)?;
     let llm = LocalLlm::new(Arc::new(Engine::new(model)));
     let limits = Limits {
-        max_steps: args.max_steps,
+        max_steps: args.plan_steps,
         ..Limits::default()
     };
     let ctx = PromptContext {
         objective: args.objective.clone(),
         tools: pae_local::agent::relevance::rank(&args.objective, &registry.specs()),
-        max_steps: args.max_steps,
+        max_steps: args.plan_steps,
         ..Default::default()
     };
     let planner = Planner::new(args.planner.into(), limits);

@@ -62,8 +62,8 @@ pub struct AgentArgs {
     #[arg(long, value_enum, default_value_t = ExecutorArg::React)]
     pub executor: ExecutorArg,
     /// Plans sampled per planner model; one is chosen by rule, or by a judge with --plan-judge.
-    #[arg(long, default_value_t = 1)]
-    pub planners: usize,
+    #[arg(long, default_value_t = 1, alias = "planners")]
+    pub plan_samples: usize,
     /// Let the model choose among candidate plans.
     #[arg(long)]
     pub plan_judge: bool,
@@ -129,7 +129,7 @@ impl AgentArgs {
     fn config(&self) -> anyhow::Result<AgentConfig> {
         anyhow::ensure!((1..=20).contains(&self.plan_steps), "--plan-steps must be between 1 and 20");
         anyhow::ensure!(self.max_steps >= 1, "--max-steps must be at least 1");
-        anyhow::ensure!(self.planners >= 1 && self.planners <= 16, "--planners must be between 1 and 16");
+        anyhow::ensure!((1..=16).contains(&self.plan_samples), "--plan-samples must be between 1 and 16");
         anyhow::ensure!(self.max_iterations >= 1, "--max-iterations must be at least 1");
         anyhow::ensure!(self.temperature >= 0.0, "--temp must be at least 0");
         anyhow::ensure!(self.max_tokens != Some(0), "--max-tokens must be at least 1");
@@ -161,7 +161,7 @@ impl AgentArgs {
                 timeout,
             },
             planner_sampling: sampling,
-            planners: self.planners,
+            plan_samples: self.plan_samples,
             plan_judge: self.plan_judge,
             approve_plan: self.approve_plan,
             feedback: self.feedback,

@@ -435,7 +435,7 @@ fn several_planners_propose_and_the_rule_chooses() {
         .planner(p2.clone())
         .executor(exec)
         .tools(s.registry.take().unwrap())
-        .config(AgentConfig { planners: 2, ..config() })
+        .config(AgentConfig { plan_samples: 2, ..config() })
         .observer(s.recorder.clone())
         .build()
         .unwrap();
@@ -473,7 +473,7 @@ fn a_judge_can_choose_instead() {
     let a = Agent::builder()
         .model(p)
         .tools(s.registry.take().unwrap())
-        .config(AgentConfig { planners: 2, plan_judge: true, ..config() })
+        .config(AgentConfig { plan_samples: 2, plan_judge: true, ..config() })
         .observer(s.recorder.clone())
         .build()
         .unwrap();
@@ -846,7 +846,7 @@ fn rewoo_refuses_several_planners() {
         .model(m)
         .tools(fixture::registry(&f))
         .config(AgentConfig {
-            planners: 2,
+            plan_samples: 2,
             ..rewoo_config()
         })
         .build();
