@@ -161,3 +161,171 @@ pub(super) fn read_prefix(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     file.take(max).read_to_end(&mut buf)?;
     Ok(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// What resolving should give.
+    #[derive(Debug)]
+    enum Want {
+        /// This path, relative to the workspace (`.` for the workspace itself).
+        Ok(&'static str),
+        /// `Refused` with this fragment.
+        Refused(&'static str),
+        /// `Failed` with this fragment.
+        Failed(&'static str),
+        /// `InvalidInput` with this fragment.
+        Invalid(&'static str),
+    }
+
+    /// A workspace holding `a.txt`, `sub/b.txt` and links in and out, beside a folder outside.
+    fn setup() -> (tempfile::TempDir, Workspace) {
+        let top = tempfile::tempdir().unwrap();
+        let ws = top.path().join("ws");
+        let out = top.path().join("outside");
+        std::fs::create_dir_all(ws.join("sub")).unwrap();
+        std::fs::create_dir(&out).unwrap();
+        std::fs::write(ws.join("a.txt"), "a").unwrap();
+        std::fs::write(ws.join("sub/b.txt"), "b").unwrap();
+        std::fs::write(out.join("secret.txt"), "s").unwrap();
+        symlink("a.txt", ws.join("link_in")).unwrap();
+        symlink("sub", ws.join("dir_in")).unwrap();
+        symlink(out.join("secret.txt"), ws.join("link_out")).unwrap();
+        symlink("../outside/secret.txt", ws.join("rel_link_out")).unwrap();
+        symlink(&out, ws.join("dir_out")).unwrap();
+        symlink(out.join("missing.txt"), ws.join("dangling_out")).unwrap();
+        let ws = Workspace::new(&ws).unwrap();
+        (top, ws)
+    }
+
+    fn check(ws: &Workspace, rel: &str, must_exist: bool, want: &Want) -> Result<(), String> {
+        let got = ws.resolve(rel, must_exist);
+        let ok = match (&got, want) {
+            (Ok(p), Want::Ok(w)) => *p == if *w == "." { ws.root().to_path_buf() } else { ws.root().join(w) },
+            (Err(ToolError::Refused(m)), Want::Refused(f))
+            | (Err(ToolError::Failed(m)), Want::Failed(f))
+            | (Err(ToolError::InvalidInput(m)), Want::Invalid(f)) => m.contains(f),
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("resolve({rel:?}, {must_exist}): expected {want:?}, got {got:?}"))
+        }
+    }
+
+    #[test]
+    fn resolve_table() {
+        let (_top, ws) = setup();
+        let long = "x".repeat(300);
+        let deep = "d/".repeat(3000) + "f";
+        let long: &'static str = Box::leak(long.into_boxed_str());
+        let deep: &'static str = Box::leak(deep.into_boxed_str());
+        let cases: Vec<(&str, bool, Want)> = vec![
+            ("a.txt", true, Want::Ok("a.txt")),
+            ("  a.txt \n", true, Want::Ok("a.txt")),
+            ("./a.txt", true, Want::Ok("a.txt")),
+            ("sub/b.txt", true, Want::Ok("sub/b.txt")),
+            ("sub//b.txt", true, Want::Ok("sub/b.txt")),
+            ("sub/./b.txt", true, Want::Ok("sub/b.txt")),
+            ("", true, Want::Ok(".")),
+            (".", true, Want::Ok(".")),
+            ("sub", true, Want::Ok("sub")),
+            ("sub/", false, Want::Ok("sub")),
+            // Links inside resolve to their targets.
+            ("link_in", true, Want::Ok("a.txt")),
+            ("dir_in/b.txt", true, Want::Ok("sub/b.txt")),
+            ("dir_in/new.txt", false, Want::Ok("sub/new.txt")),
+            // Missing files.
+            ("new.txt", false, Want::Ok("new.txt")),
+            ("sub/new.txt", false, Want::Ok("sub/new.txt")),
+            ("new.txt", true, Want::Failed("`new.txt` does not exist")),
+            ("nodir/new.txt", false, Want::Failed("the directory of `nodir/new.txt` does not exist")),
+            // Its "directory" is a file: inside, and writing there fails later.
+            ("a.txt/x", false, Want::Ok("a.txt/x")),
+            // Climbing out.
+            ("..", true, Want::Refused("uses `..`")),
+            ("../outside/secret.txt", true, Want::Refused("uses `..`")),
+            ("sub/../a.txt", true, Want::Refused("uses `..`")),
+            ("sub/../../outside", false, Want::Refused("uses `..`")),
+            ("a/../../x", false, Want::Refused("uses `..`")),
+            // Absolute and home paths.
+            ("/etc/passwd", true, Want::Refused("is an absolute path")),
+            ("/", true, Want::Refused("is an absolute path")),
+            ("//etc/passwd", false, Want::Refused("is an absolute path")),
+            ("~/x", false, Want::Refused("is an absolute path")),
+            ("~root", false, Want::Refused("is an absolute path")),
+            // Links pointing out, through every route.
+            ("link_out", true, Want::Refused("is a link that points outside the workspace")),
+            ("link_out", false, Want::Refused("is a link that points outside the workspace")),
+            ("rel_link_out", true, Want::Refused("points outside")),
+            ("dir_out", true, Want::Refused("points outside")),
+            ("dir_out/secret.txt", true, Want::Refused("points outside")),
+            ("dir_out/secret.txt", false, Want::Refused("points outside")),
+            ("dir_out/new.txt", false, Want::Refused("points outside")),
+            ("dangling_out", true, Want::Failed("`dangling_out` does not exist")),
+            // A dangling link names a place inside: writers replace the link (they rename
+            // over it), so the path of the link itself is returned, not its target.
+            ("dangling_out", false, Want::Ok("dangling_out")),
+            // Odd names.
+            ("a\0b", true, Want::Failed("does not exist")),
+            // Not an escape: the operating system refuses the name when it is written.
+            ("a\0b", false, Want::Ok("a\0b")),
+            (long, true, Want::Failed("does not exist")),
+            (long, false, Want::Ok(long)),
+            (deep, true, Want::Failed("does not exist")),
+            (deep, false, Want::Failed("the directory of")),
+        ];
+        let failures: Vec<String> = cases.iter().filter_map(|(rel, must, want)| check(&ws, rel, *must, want).err()).collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn check_inside_table() {
+        let (_top, ws) = setup();
+        let cases: [(&str, Option<&str>); 12] = [
+            ("a.txt", None),
+            ("new/deeper/file", None),
+            ("sub/new", None),
+            ("dir_in/x", None),
+            (".", None),
+            ("../x", Some("uses `..`")),
+            ("/tmp", Some("is an absolute path")),
+            ("~", Some("is an absolute path")),
+            ("link_out", Some("points outside")),
+            ("dir_out/x/y", Some("points outside")),
+            ("dangling_out", Some("points outside")),
+            ("dangling_out/x", Some("points outside")),
+        ];
+        let mut failures = Vec::new();
+        for (rel, want) in cases {
+            match (ws.check_inside(rel), want) {
+                (Ok(()), None) => {}
+                (Err(ToolError::Refused(m)), Some(f)) if m.contains(f) => {}
+                (got, _) => failures.push(format!("check_inside({rel:?}): expected {want:?}, got {got:?}")),
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn workspace_root_must_be_a_directory() {
+        let (top, ws) = setup();
+        assert!(ws.root().is_absolute());
+        assert_eq!(Workspace::new(&top.path().join("ws/a.txt")).unwrap_err().kind(), std::io::ErrorKind::NotADirectory);
+        assert_eq!(Workspace::new(&top.path().join("nope")).unwrap_err().kind(), std::io::ErrorKind::NotFound);
+        // A workspace reached through a link is the link's target.
+        symlink(top.path().join("ws"), top.path().join("ws_link")).unwrap();
+        assert_eq!(Workspace::new(&top.path().join("ws_link")).unwrap().root(), ws.root());
+    }
+
+    #[test]
+    fn file_names_skip_links_out_and_hidden_files() {
+        let (_top, ws) = setup();
+        std::fs::write(ws.root().join(".hidden"), "h").unwrap();
+        assert_eq!(ws.file_names(10), vec!["a.txt", "link_in", "dir_in/b.txt", "sub/b.txt"]);
+        assert_eq!(ws.file_names(1), vec!["a.txt"]);
+    }
+}
