@@ -7,6 +7,7 @@ mod agent_e2e;
 mod agent_flow;
 mod cli;
 mod common;
+mod console;
 mod fake_gguf;
 mod fidelity;
 mod fixture;
