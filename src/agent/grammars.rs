@@ -243,3 +243,233 @@ pub fn direct(t: &Templates, tools: &[ToolSpec]) -> Result<Grammar, Error> {
     }
     Ok(Grammar::Lark(t.render("grammars/direct.lark.j2", context(tools, &Limits::default(), &[]))?))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::decode::constraint::GrammarFactory;
+    use crate::model::gguf::{Array, GgufHeader, Strings, Value};
+    use crate::model::Tokenizer;
+
+    /// A byte-level BPE vocabulary with no merges, so that token `b` is byte `b`, plus an
+    /// end token (256): enough to walk any text through a grammar byte by byte.
+    fn factory() -> GrammarFactory {
+        let mut n = 0u32;
+        let mut tokens: Vec<String> = (0..=255u8)
+            .map(|b| {
+                let printable = (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+                if printable {
+                    (b as char).to_string()
+                } else {
+                    n += 1;
+                    char::from_u32(255 + n).unwrap().to_string()
+                }
+            })
+            .collect();
+        tokens.push("<|end|>".into());
+        let mut types = vec![1i32; 256];
+        types.push(3);
+        let meta = vec![
+            ("tokenizer.ggml.model".to_string(), Value::String("gpt2".into())),
+            ("tokenizer.ggml.pre".to_string(), Value::String("qwen2".into())),
+            ("tokenizer.ggml.tokens".to_string(), Value::Array(Array::String(Strings::from_strs(tokens.iter().map(String::as_str))))),
+            ("tokenizer.ggml.token_type".to_string(), Value::Array(Array::I32(types))),
+            ("tokenizer.ggml.merges".to_string(), Value::Array(Array::String(Strings::default()))),
+            ("tokenizer.ggml.eos_token_id".to_string(), Value::U32(256)),
+        ];
+        let tok = Tokenizer::from_gguf(&GgufHeader::from_metadata(meta)).unwrap();
+        GrammarFactory::new(Arc::new(tok), &[256], 257).unwrap()
+    }
+
+    /// Whether `grammar` matches `text` exactly: every byte allowed in turn, then the end.
+    fn matches(f: &GrammarFactory, grammar: &Grammar, text: &str) -> bool {
+        let mut c = f.compile(grammar).unwrap();
+        for &b in text.as_bytes() {
+            let mut logits = vec![0f32; 257];
+            if c.is_stopped() || c.apply_mask(&mut logits).is_err() || !logits[b as usize].is_finite() {
+                return false;
+            }
+            c.commit(b as u32).unwrap();
+        }
+        c.is_accepting().unwrap()
+    }
+
+    #[track_caller]
+    fn table(f: &GrammarFactory, grammar: &Grammar, accept: &[&str], reject: &[&str]) {
+        let mut failures = Vec::new();
+        for t in accept {
+            if !matches(f, grammar, t) {
+                failures.push(format!("rejected {t:?}"));
+            }
+        }
+        for t in reject {
+            if matches(f, grammar, t) {
+                failures.push(format!("accepted {t:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}\n{grammar:?}", failures.join("\n"));
+    }
+
+    fn calculator() -> ToolSpec {
+        ToolSpec::new(
+            "calculator",
+            "Evaluates arithmetic.",
+            json!({"type": "object", "properties": {"expression": {"type": "string", "maxLength": 20}},
+                   "required": ["expression"], "additionalProperties": false}),
+            json!({"expression": "1+1"}),
+        )
+    }
+
+    fn read_file() -> ToolSpec {
+        ToolSpec::new(
+            "read_file",
+            "Reads a file.",
+            json!({"type": "object", "properties": {"path": {"type": "string"}},
+                   "required": ["path"], "additionalProperties": false}),
+            json!({"path": "a.txt"}),
+        )
+    }
+
+    const LIMITS: Limits = Limits {
+        max_steps: 2,
+        max_step_chars: 20,
+        max_thought_chars: 20,
+        max_answer_chars: 12,
+        max_written_answer_words: 3,
+    };
+
+    #[test]
+    fn judge() {
+        let t = Templates::builtin().unwrap();
+        let g = super::judge(&t, &[vec!["a".into()], vec!["b".into()], vec!["c".into()]]).unwrap();
+        table(
+            &factory(),
+            &g,
+            &["Best plan: 1\n", "Best plan: 3\n"],
+            &["Best plan: 4\n", "Best plan: 0\n", "Best plan: 1", "Best plan: 12\n", "best plan: 1\n", "Best plan:  1\n", ""],
+        );
+    }
+
+    #[test]
+    fn solver_quotes_or_writes_from_result_words() {
+        let t = Templates::builtin().unwrap();
+        let choices = vec!["42 apples".to_string(), "Alice is 30".to_string()];
+        let g = super::solver(&t, &LIMITS, &choices).unwrap();
+        table(
+            &factory(),
+            &g,
+            &[
+                "Answer: 42 apples",
+                "Answer: Alice is 30",
+                "Answer: (in my words) Alice",
+                "Answer: (in my words) Alice is 42",
+            ],
+            &[
+                "Answer: 43 apples",
+                "Answer: 42",
+                "Answer: (in my words) Bob",
+                "Answer: (in my words) 42 apples is 30",
+                "Answer: (in my words) ",
+                "Answer: (in my words) Alice  is",
+                "42 apples",
+                "Answer: 42 apples\nmore",
+            ],
+        );
+    }
+
+    #[test]
+    fn solver_without_choices_takes_one_bounded_line() {
+        let t = Templates::builtin().unwrap();
+        let g = super::solver(&t, &LIMITS, &[]).unwrap();
+        table(
+            &factory(),
+            &g,
+            &["Answer: x", "Answer: twelve chars"],
+            &["Answer: ", "Answer: thirteen char", "Answer: two\nlines", "Answer:x"],
+        );
+    }
+
+    #[test]
+    fn rewoo_program() {
+        let t = Templates::builtin().unwrap();
+        let g = super::rewoo(&t, &[calculator(), read_file()], &LIMITS).unwrap();
+        table(
+            &factory(),
+            &g,
+            &[
+                "#E1 = calculator[{\"expression\": \"1+2\"}]\n",
+                "#E1 = read_file[{\"path\": \"a.txt\"}]\n#E2 = calculator[{\"expression\": \"#E1*2\"}]\n",
+            ],
+            &[
+                "#E2 = calculator[{\"expression\": \"1+2\"}]\n",
+                "#E1 = calculator[{\"expression\": \"1+2\"}]",
+                "#E1 = shell[{\"command\":\"ls\"}]\n",
+                "#E1 = calculator[{\"path\": \"a.txt\"}]\n",
+                "#E1 = calculator[{\"expression\": \"1+2\", \"x\": 1}]\n",
+                "#E1 = calculator[{\"expression\": \"123456789012345678901\"}]\n",
+                "#E1 = calculator[{}]\n",
+                "#E1 = calculator[{\"expression\": \"1\"}]\n#E2 = calculator[{\"expression\": \"2\"}]\n#E3 = calculator[{\"expression\": \"3\"}]\n",
+                "",
+            ],
+        );
+        assert!(super::rewoo(&t, &[], &LIMITS).is_err());
+    }
+
+    #[test]
+    fn direct_call() {
+        let t = Templates::builtin().unwrap();
+        let g = super::direct(&t, &[calculator()]).unwrap();
+        table(
+            &factory(),
+            &g,
+            &["{\"tool\": \"calculator\", \"input\": {\"expression\": \"2*3\"}}"],
+            &[
+                "{\"tool\": \"read_file\", \"input\": {\"path\": \"a\"}}",
+                "{\"tool\": \"calculator\", \"input\": {\"expression\": 2}}",
+                "{\"tool\": \"calculator\", \"input\": {\"expression\": \"2*3\"}",
+            ],
+        );
+        assert!(super::direct(&t, &[]).is_err());
+    }
+
+    #[test]
+    fn executor_before_and_after_an_observation() {
+        let t = Templates::builtin().unwrap();
+        let f = factory();
+        let tools = [calculator()];
+        let first = super::executor(&t, &tools, &LIMITS, &[], "Add two and three.", false, true).unwrap();
+        table(
+            &f,
+            &first,
+            &["Thought: I will add two and three\nAction: calculator\nAction Input: {\"expression\": \"2+3\"}\n"],
+            &[
+                "Thought: I will multiply\nAction: calculator\nAction Input: {\"expression\": \"2+3\"}\n",
+                "Thought: I will add two and three\nAction: read_file\nAction Input: {\"path\": \"a\"}\n",
+                "Thought: I will add two and three\nAction: calculator\nAction Input: {\"expression\": \"2+3\"}\nObservation: 5",
+                "Thought: I will add two and three\nFinal Answer: 5",
+            ],
+        );
+        let choices = vec!["5".to_string()];
+        let after = super::executor(&t, &tools, &LIMITS, &choices, "Add two and three", true, true).unwrap();
+        let done = "Thought: The observation has the result.\nFinal Answer: 5";
+        let more = "Thought: I need another action.\nAction: calculator\nAction Input: {\"expression\": \"5\"}\n";
+        table(&f, &after, &[done, more], &["Thought: The observation has the result.\nFinal Answer: 6"]);
+        let last = super::executor(&t, &tools, &LIMITS, &choices, "Add two and three", true, false).unwrap();
+        table(&f, &last, &[done], &[more]);
+        assert!(super::executor(&t, &[], &LIMITS, &[], "x", false, true).is_err());
+    }
+
+    #[test]
+    fn answer_choices_and_words() {
+        let limits = Limits { max_answer_chars: 10, ..Limits::default() };
+        let texts = ["total: 42", "[note]\n\n  short  \nthis line is far too long", "short"];
+        assert_eq!(answer_choices(texts, &limits), vec!["42", "total: 42", "short"]);
+        let many: Vec<String> = (0..30).map(|i| format!("line {i}")).collect();
+        assert_eq!(answer_choices(many.iter().map(String::as_str), &limits).len(), MAX_CHOICES);
+        assert_eq!(answer_words(["Alice, (30) is older.", "is \"Bob\"!"]), vec!["Alice", "30", "is", "older", "Bob"]);
+    }
+}

@@ -123,6 +123,16 @@ impl Strings {
         (0..self.len()).filter_map(|i| self.get(i))
     }
 
+    /// Strings from a list, for unit tests that build metadata.
+    #[cfg(test)]
+    pub(crate) fn from_strs<'a>(items: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut out = Self::default();
+        for s in items {
+            out.push(s);
+        }
+        out
+    }
+
     fn push(&mut self, s: &str) {
         self.text.push_str(s);
         self.ends.push(self.text.len());
