@@ -379,7 +379,9 @@ mod tests {
         };
         let bad_config = |e: &Error| matches!(e, Error::BadConfig(_));
         type Check = Box<dyn Fn(&Error) -> bool>;
-        let cases: Vec<(&str, Vec<(String, Value)>, Check, &str)> = vec![
+        /// Name, metadata, expected error, message fragment.
+        type Case = (&'static str, Vec<(String, Value)>, Check, &'static str);
+        let cases: Vec<Case> = vec![
             ("no architecture", without(l(), "general.architecture"), Box::new(missing("general.architecture")), "`general.architecture`"),
             ("architecture not a string", with(l(), "general.architecture", Value::U32(1)),
                 Box::new(key_type("general.architecture", "a string", "u32")), "is u32, expected a string"),

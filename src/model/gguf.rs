@@ -831,7 +831,7 @@ mod tests {
         }
         /// Pads to the default alignment, then `n` bytes of tensor data.
         fn data(mut self, n: usize) -> Self {
-            while self.0.len() % DEFAULT_ALIGNMENT as usize != 0 {
+            while !self.0.len().is_multiple_of(DEFAULT_ALIGNMENT as usize) {
                 self.0.push(0);
             }
             self.0.resize(self.0.len() + n, 0);
@@ -892,7 +892,9 @@ mod tests {
     #[test]
     fn malformed_files_are_rejected() {
         let ok_tensor = |name: &str, dims: &[u64], ty: u32, off: u64| Bytes::header(1, 0).tensor(name, dims, ty, off);
-        let cases: Vec<(&str, Vec<u8>, fn(&Error) -> bool, &str)> = vec![
+        /// Name, file bytes, expected kind, message fragment.
+        type Case = (&'static str, Vec<u8>, fn(&Error) -> bool, &'static str);
+        let cases: Vec<Case> = vec![
             ("empty file", vec![], truncated, "magic needs 4 bytes at offset 0"),
             ("short magic", b"GG".to_vec(), truncated, "magic"),
             ("bad magic", b"GGML\x03\0\0\0".to_vec(), |e| matches!(e, Error::BadMagic(m) if m == b"GGML"), "expected \"GGUF\""),
