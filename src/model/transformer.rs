@@ -81,6 +81,173 @@ pub struct Transformer {
     device: Device,
 }
 
+/// A projection's quantized weight and optional bias, read but not yet made into a [`Linear`],
+/// so that several can be stacked into one matrix.
+type Part = (Arc<QTensor>, Option<Tensor>);
+
+/// Reads a required RMS norm weight of width `n`; every norm shares the model's epsilon.
+fn norm(c: &ModelConfig, w: &mut Weights<'_>, name: &str, n: usize) -> std::result::Result<RmsNorm, Error> {
+    Ok(RmsNorm::new(w.f32(name, &[n])?, c.rms_eps))
+}
+
+/// Reads an RMS norm that only some files carry (e.g. post norms outside Gemma 3).
+fn norm_opt(c: &ModelConfig, w: &mut Weights<'_>, name: &str, n: usize) -> std::result::Result<Option<RmsNorm>, Error> {
+    Ok(w.f32_opt(name, &[n])?.map(|t| RmsNorm::new(t, c.rms_eps)))
+}
+
+/// Reads `{name}.weight` as `[out, inp]` and its optional bias, kept apart so callers can
+/// decide whether to stack it with its siblings.
+fn part(w: &mut Weights<'_>, name: &str, out: usize, inp: usize) -> std::result::Result<Part, Error> {
+    let weight = w.qtensor(&format!("{name}.weight"), &[out, inp])?;
+    let bias = w.f32_opt(&format!("{name}.bias"), &[out])?;
+    Ok((weight, bias))
+}
+
+/// Reads a projection that is always used on its own.
+fn linear(w: &mut Weights<'_>, name: &str, out: usize, inp: usize) -> std::result::Result<Linear, Error> {
+    let (weight, bias) = part(w, name, out, inp)?;
+    Ok(Linear::new(weight, bias)?)
+}
+
+/// Stacks projections that read the same input into one matrix (one matmul instead of
+/// several) when their storage types allow it; otherwise returns them separately, in order.
+fn stack_or_split(parts: Vec<Part>) -> std::result::Result<std::result::Result<Linear, Vec<Linear>>, Error> {
+    if let Some(l) = Linear::stacked(&parts)? {
+        return Ok(Ok(l));
+    }
+    let mut out = Vec::with_capacity(parts.len());
+    for (w, b) in parts {
+        out.push(Linear::new(w, b)?);
+    }
+    Ok(Err(out))
+}
+
+impl Qkv {
+    /// Reads layer `p`'s query/key/value projections, either as phi3's fused `attn_qkv` or as
+    /// three matrices, stacked when possible.
+    fn load(c: &ModelConfig, w: &mut Weights<'_>, p: &str) -> std::result::Result<Self, Error> {
+        let q_dim = c.n_head * c.head_dim;
+        let k_dim = c.n_head_kv * c.head_dim;
+        let v_dim = c.n_head_kv * c.value_dim;
+        if w.has(&format!("{p}.attn_qkv.weight")) {
+            return Ok(Qkv::Stacked(linear(w, &format!("{p}.attn_qkv"), q_dim + k_dim + v_dim, c.n_embd)?));
+        }
+        let parts = vec![
+            part(w, &format!("{p}.attn_q"), q_dim, c.n_embd)?,
+            part(w, &format!("{p}.attn_k"), k_dim, c.n_embd)?,
+            part(w, &format!("{p}.attn_v"), v_dim, c.n_embd)?,
+        ];
+        Ok(match stack_or_split(parts)? {
+            Ok(l) => Qkv::Stacked(l),
+            Err(mut ls) => {
+                let v = ls.pop().expect("three parts");
+                let k = ls.pop().expect("three parts");
+                let q = ls.pop().expect("three parts");
+                Qkv::Split { q, k, v }
+            }
+        })
+    }
+}
+
+impl GateUp {
+    /// Reads layer `p`'s gate and up projections, stacked when possible.
+    fn load(c: &ModelConfig, w: &mut Weights<'_>, p: &str) -> std::result::Result<Self, Error> {
+        if !w.has(&format!("{p}.ffn_gate.weight")) {
+            // phi3 stores gate and up stacked in `ffn_up`.
+            return Ok(GateUp::Stacked(linear(w, &format!("{p}.ffn_up"), 2 * c.ffn_dim, c.n_embd)?));
+        }
+        let parts = vec![
+            part(w, &format!("{p}.ffn_gate"), c.ffn_dim, c.n_embd)?,
+            part(w, &format!("{p}.ffn_up"), c.ffn_dim, c.n_embd)?,
+        ];
+        Ok(match stack_or_split(parts)? {
+            Ok(l) => GateUp::Stacked(l),
+            Err(mut ls) => {
+                let up = ls.pop().expect("two parts");
+                let gate = ls.pop().expect("two parts");
+                GateUp::Split { gate, up }
+            }
+        })
+    }
+}
+
+impl Block {
+    /// Reads layer `il`'s tensors; the architecture decides which norms are required,
+    /// optional or absent.
+    fn load(c: &ModelConfig, w: &mut Weights<'_>, il: usize) -> std::result::Result<Self, Error> {
+        let p = format!("blk.{il}");
+        let qkv = Qkv::load(c, w, &p)?;
+        let gate_up = GateUp::load(c, w, &p)?;
+        let (q_norm, k_norm) = match c.arch {
+            Arch::Qwen3 | Arch::Gemma3 => (
+                Some(norm(c, w, &format!("{p}.attn_q_norm.weight"), c.head_dim)?),
+                Some(norm(c, w, &format!("{p}.attn_k_norm.weight"), c.head_dim)?),
+            ),
+            _ => (None, None),
+        };
+        let (post_attn_norm, post_ffn_norm) = match c.arch {
+            Arch::Gemma3 => (
+                Some(norm(c, w, &format!("{p}.post_attention_norm.weight"), c.n_embd)?),
+                Some(norm(c, w, &format!("{p}.post_ffw_norm.weight"), c.n_embd)?),
+            ),
+            _ => (
+                norm_opt(c, w, &format!("{p}.post_attention_norm.weight"), c.n_embd)?,
+                norm_opt(c, w, &format!("{p}.post_ffw_norm.weight"), c.n_embd)?,
+            ),
+        };
+        Ok(Block {
+            attn_norm: norm(c, w, &format!("{p}.attn_norm.weight"), c.n_embd)?,
+            qkv,
+            q_norm,
+            k_norm,
+            o: linear(w, &format!("{p}.attn_output"), c.n_embd, c.n_head * c.value_dim)?,
+            post_attn_norm,
+            ffn_norm: norm(c, w, &format!("{p}.ffn_norm.weight"), c.n_embd)?,
+            gate_up,
+            down: linear(w, &format!("{p}.ffn_down"), c.n_embd, c.ffn_dim)?,
+            post_ffn_norm,
+            sliding: c.is_sliding(il),
+        })
+    }
+}
+
+/// Reads the output projection and the logits width it gives, falling back to the embedding
+/// for models that tie the two.
+fn load_output(
+    c: &ModelConfig,
+    w: &mut Weights<'_>,
+    embed: &Arc<QTensor>,
+    vocab_size: usize,
+) -> std::result::Result<(Linear, usize), Error> {
+    // Models with tied embeddings (SmolLM2, Gemma) have no `output.weight`.
+    Ok(match w.shape("output.weight").map(|s| s[0]) {
+        Some(rows) => (linear(w, "output", rows, c.n_embd)?, rows),
+        None => (Linear::new(embed.clone(), None)?, vocab_size),
+    })
+}
+
+/// Builds the global rotary embedding and, for models with local (sliding-window) layers, the
+/// local one, applying the file's per-frequency factors; rejects scalings we do not implement
+/// rather than running them wrongly.
+fn load_ropes(c: &ModelConfig, w: &mut Weights<'_>) -> std::result::Result<(Rope, Option<Rope>), Error> {
+    if w.has("rope_factors_long.weight") {
+        return Err(Error::BadConfig(
+            "long-rope scaling (rope_factors_long) is not supported".into(),
+        ));
+    }
+    let freq_factors = if w.has("rope_freqs.weight") {
+        let t = w.f32("rope_freqs.weight", &[c.rope_dims / 2])?;
+        Some(t.to_vec1::<f32>()?)
+    } else {
+        None
+    };
+    let rope_global = Rope::new(c.rope_base, c.rope_dims, c.rope_scale, c.rope_layout, freq_factors.as_deref());
+    let rope_local = c
+        .rope_base_local
+        .map(|base| Rope::new(base, c.rope_dims, 1.0, c.rope_layout, freq_factors.as_deref()));
+    Ok((rope_global, rope_local))
+}
+
 impl Transformer {
     /// Builds the forward pass of `cfg` from the file's tensors, checking each one's shape.
     pub fn load(cfg: &ModelConfig, w: &mut Weights<'_>) -> std::result::Result<Self, Error> {
@@ -89,127 +256,13 @@ impl Transformer {
             .shape("token_embd.weight")
             .ok_or_else(|| Error::MissingTensor("token_embd.weight".into()))?[0];
         let embed = w.qtensor("token_embd.weight", &[vocab_size, c.n_embd])?;
-        let q_dim = c.n_head * c.head_dim;
-        let k_dim = c.n_head_kv * c.head_dim;
-        let v_dim = c.n_head_kv * c.value_dim;
-        let norm = |w: &mut Weights<'_>, name: &str, n: usize| -> std::result::Result<RmsNorm, Error> {
-            Ok(RmsNorm::new(w.f32(name, &[n])?, c.rms_eps))
-        };
-        let norm_opt = |w: &mut Weights<'_>, name: &str, n: usize| -> std::result::Result<Option<RmsNorm>, Error> {
-            Ok(w.f32_opt(name, &[n])?.map(|t| RmsNorm::new(t, c.rms_eps)))
-        };
-        type Part = (Arc<QTensor>, Option<Tensor>);
-        let part = |w: &mut Weights<'_>, name: &str, out: usize, inp: usize| -> std::result::Result<Part, Error> {
-            let weight = w.qtensor(&format!("{name}.weight"), &[out, inp])?;
-            let bias = w.f32_opt(&format!("{name}.bias"), &[out])?;
-            Ok((weight, bias))
-        };
-        let linear = |w: &mut Weights<'_>, name: &str, out: usize, inp: usize| -> std::result::Result<Linear, Error> {
-            let (weight, bias) = part(w, name, out, inp)?;
-            Ok(Linear::new(weight, bias)?)
-        };
-        let stack_or_split = |parts: Vec<Part>| -> std::result::Result<std::result::Result<Linear, Vec<Linear>>, Error> {
-            if let Some(l) = Linear::stacked(&parts)? {
-                return Ok(Ok(l));
-            }
-            let mut out = Vec::with_capacity(parts.len());
-            for (w, b) in parts {
-                out.push(Linear::new(w, b)?);
-            }
-            Ok(Err(out))
-        };
-
         let mut blocks = Vec::with_capacity(c.n_layer);
         for il in 0..c.n_layer {
-            let p = format!("blk.{il}");
-            let qkv = if w.has(&format!("{p}.attn_qkv.weight")) {
-                Qkv::Stacked(linear(w, &format!("{p}.attn_qkv"), q_dim + k_dim + v_dim, c.n_embd)?)
-            } else {
-                let parts = vec![
-                    part(w, &format!("{p}.attn_q"), q_dim, c.n_embd)?,
-                    part(w, &format!("{p}.attn_k"), k_dim, c.n_embd)?,
-                    part(w, &format!("{p}.attn_v"), v_dim, c.n_embd)?,
-                ];
-                match stack_or_split(parts)? {
-                    Ok(l) => Qkv::Stacked(l),
-                    Err(mut ls) => {
-                        let v = ls.pop().expect("three parts");
-                        let k = ls.pop().expect("three parts");
-                        let q = ls.pop().expect("three parts");
-                        Qkv::Split { q, k, v }
-                    }
-                }
-            };
-            let gate_up = if w.has(&format!("{p}.ffn_gate.weight")) {
-                let parts = vec![
-                    part(w, &format!("{p}.ffn_gate"), c.ffn_dim, c.n_embd)?,
-                    part(w, &format!("{p}.ffn_up"), c.ffn_dim, c.n_embd)?,
-                ];
-                match stack_or_split(parts)? {
-                    Ok(l) => GateUp::Stacked(l),
-                    Err(mut ls) => {
-                        let up = ls.pop().expect("two parts");
-                        let gate = ls.pop().expect("two parts");
-                        GateUp::Split { gate, up }
-                    }
-                }
-            } else {
-                // phi3 stores gate and up stacked in `ffn_up`.
-                GateUp::Stacked(linear(w, &format!("{p}.ffn_up"), 2 * c.ffn_dim, c.n_embd)?)
-            };
-            let (q_norm, k_norm) = match c.arch {
-                Arch::Qwen3 | Arch::Gemma3 => (
-                    Some(norm(w, &format!("{p}.attn_q_norm.weight"), c.head_dim)?),
-                    Some(norm(w, &format!("{p}.attn_k_norm.weight"), c.head_dim)?),
-                ),
-                _ => (None, None),
-            };
-            let (post_attn_norm, post_ffn_norm) = match c.arch {
-                Arch::Gemma3 => (
-                    Some(norm(w, &format!("{p}.post_attention_norm.weight"), c.n_embd)?),
-                    Some(norm(w, &format!("{p}.post_ffw_norm.weight"), c.n_embd)?),
-                ),
-                _ => (
-                    norm_opt(w, &format!("{p}.post_attention_norm.weight"), c.n_embd)?,
-                    norm_opt(w, &format!("{p}.post_ffw_norm.weight"), c.n_embd)?,
-                ),
-            };
-            blocks.push(Block {
-                attn_norm: norm(w, &format!("{p}.attn_norm.weight"), c.n_embd)?,
-                qkv,
-                q_norm,
-                k_norm,
-                o: linear(w, &format!("{p}.attn_output"), c.n_embd, c.n_head * c.value_dim)?,
-                post_attn_norm,
-                ffn_norm: norm(w, &format!("{p}.ffn_norm.weight"), c.n_embd)?,
-                gate_up,
-                down: linear(w, &format!("{p}.ffn_down"), c.n_embd, c.ffn_dim)?,
-                post_ffn_norm,
-                sliding: c.is_sliding(il),
-            });
+            blocks.push(Block::load(c, w, il)?);
         }
-        let norm_out = norm(w, "output_norm.weight", c.n_embd)?;
-        // Models with tied embeddings (SmolLM2, Gemma) have no `output.weight`.
-        let (output, vocab_out) = match w.shape("output.weight").map(|s| s[0]) {
-            Some(rows) => (linear(w, "output", rows, c.n_embd)?, rows),
-            None => (Linear::new(embed.clone(), None)?, vocab_size),
-        };
-
-        if w.has("rope_factors_long.weight") {
-            return Err(Error::BadConfig(
-                "long-rope scaling (rope_factors_long) is not supported".into(),
-            ));
-        }
-        let freq_factors = if w.has("rope_freqs.weight") {
-            let t = w.f32("rope_freqs.weight", &[c.rope_dims / 2])?;
-            Some(t.to_vec1::<f32>()?)
-        } else {
-            None
-        };
-        let rope_global = Rope::new(c.rope_base, c.rope_dims, c.rope_scale, c.rope_layout, freq_factors.as_deref());
-        let rope_local = c
-            .rope_base_local
-            .map(|base| Rope::new(base, c.rope_dims, 1.0, c.rope_layout, freq_factors.as_deref()));
+        let norm_out = norm(c, w, "output_norm.weight", c.n_embd)?;
+        let (output, vocab_out) = load_output(c, w, &embed, vocab_size)?;
+        let (rope_global, rope_local) = load_ropes(c, w)?;
         Ok(Self {
             cfg: c.clone(),
             embed,
