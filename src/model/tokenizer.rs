@@ -152,95 +152,11 @@ impl Tokenizer {
         if n == 0 {
             return Err(Error::Tokenizer("the vocabulary is empty".into()));
         }
-        let kinds: Vec<TokenKind> = match h.array_opt("tokenizer.ggml.token_type")? {
-            Some(a) if a.len() == n => match a.integers() {
-                Some(v) => v.into_iter().map(TokenKind::from_gguf).collect(),
-                None => return Err(Error::Tokenizer(format!("token types are {} values, not integers", a.element_type()))),
-            },
-            Some(a) => {
-                return Err(Error::Tokenizer(format!(
-                    "{} token types for {n} tokens",
-                    a.len()
-                )))
-            }
-            None => vec![TokenKind::Normal; n],
-        };
-        let mut text_to_id = HashMap::with_capacity(n);
-        for (i, t) in tokens.iter().enumerate() {
-            text_to_id.insert(t.clone(), i as u32);
-        }
-        let (inner, token_bytes, model, add_space_prefix) = match model_name {
-            "gpt2" => {
-                let pre = h.str_opt("tokenizer.ggml.pre")?.unwrap_or("default").to_string();
-                let (regexes, ignore_merges) = pre_tokenizer_regexes(&pre)?;
-                let merges = strings(h, "tokenizer.ggml.merges")?
-                    .into_iter()
-                    .map(|m| {
-                        m.split_once(' ')
-                            .map(|(a, b)| (a.to_string(), b.to_string()))
-                            .ok_or_else(|| Error::Tokenizer(format!("merge `{m}` has no space")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let bpe = BPE::builder()
-                    .vocab_and_merges(bpe_vocab(&text_to_id), merges)
-                    .ignore_merges(ignore_merges)
-                    .build()
-                    .map_err(|e| Error::Tokenizer(format!("building BPE: {e}")))?;
-                let mut tok = tokenizers::Tokenizer::new(bpe);
-                let mut steps: Vec<PreTokenizerWrapper> = Vec::new();
-                for re in regexes {
-                    let split = Split::new(SplitPattern::Regex(re.to_string()), SplitDelimiterBehavior::Isolated, false)
-                        .map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex: {e}")))?;
-                    steps.push(split.into());
-                }
-                steps.push(ByteLevel::new(false, false, false).into());
-                tok.with_pre_tokenizer(Some(Sequence::new(steps)));
-                let table = byte_level_chars();
-                let mut rev = HashMap::with_capacity(256);
-                for (b, c) in table.iter().enumerate() {
-                    rev.insert(*c, b as u8);
-                }
-                let bytes = tokens
-                    .iter()
-                    .zip(&kinds)
-                    .map(|(t, k)| match k {
-                        TokenKind::Normal | TokenKind::Byte | TokenKind::Unknown => {
-                            // Characters outside the table (rare, in malformed vocabularies) are
-                            // kept as their UTF-8.
-                            let mut out = Vec::with_capacity(t.len());
-                            for c in t.chars() {
-                                match rev.get(&c) {
-                                    Some(&b) => out.push(b),
-                                    None => out.extend_from_slice(c.to_string().as_bytes()),
-                                }
-                            }
-                            out
-                        }
-                        _ => t.as_bytes().to_vec(),
-                    })
-                    .collect();
-                (tok, bytes, TokenizerModel::Bpe { pre }, false)
-            }
-            "llama" => {
-                let scores: Vec<f32> = match h.array_opt("tokenizer.ggml.scores")? {
-                    Some(a) if a.len() == n => a
-                        .floats()
-                        .ok_or_else(|| Error::Tokenizer(format!("token scores are {} values, not floats", a.element_type())))?,
-                    _ => return Err(Error::Tokenizer("SentencePiece vocabulary without scores".into())),
-                };
-                let add_space_prefix = h.bool_opt("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
-                let tok = sentencepiece_tokenizer(&tokens, &kinds, &scores, &text_to_id, h)?;
-                let bytes = tokens
-                    .iter()
-                    .zip(&kinds)
-                    .map(|(t, k)| match k {
-                        TokenKind::Byte => parse_byte_token(t).map(|b| vec![b]).unwrap_or_else(|| t.as_bytes().to_vec()),
-                        TokenKind::Normal | TokenKind::Unknown => t.replace('\u{2581}', " ").into_bytes(),
-                        _ => t.as_bytes().to_vec(),
-                    })
-                    .collect();
-                (tok, bytes, TokenizerModel::SentencePiece, add_space_prefix)
-            }
+        let kinds = token_kinds(h, n)?;
+        let text_to_id = token_ids(&tokens);
+        let built = match model_name {
+            "gpt2" => build_bpe(h, &tokens, &kinds, &text_to_id)?,
+            "llama" => build_sentencepiece(h, &tokens, &kinds, &text_to_id)?,
             other => {
                 return Err(Error::Tokenizer(format!(
                     "tokenizer model `{other}` is not supported (gpt2 and llama are)"
@@ -248,16 +164,16 @@ impl Tokenizer {
             }
         };
         let mut this = Self {
-            inner,
+            inner: built.inner,
             inner_plain: OnceLock::new(),
-            token_bytes,
+            token_bytes: built.token_bytes,
             kinds,
             text_to_id,
-            model,
+            model: built.model,
             bos: None,
             eos: None,
             add_bos: false,
-            add_space_prefix,
+            add_space_prefix: built.add_space_prefix,
         };
         this.register_added_tokens(&tokens)?;
         this.read_special_ids(h)?;
@@ -439,6 +355,162 @@ impl Tokenizer {
             .filter(|(_, k)| **k == TokenKind::Control)
             .map(|(i, _)| i as u32)
     }
+}
+
+/// What a model-specific builder produces for [`Tokenizer::from_gguf`]: the encoder, each
+/// token's raw bytes for decoding, which algorithm it is, and whether decoding from the start
+/// strips a leading space.
+struct Built {
+    inner: tokenizers::Tokenizer,
+    token_bytes: Vec<Vec<u8>>,
+    model: TokenizerModel,
+    add_space_prefix: bool,
+}
+
+/// Reads each token's kind, which decides how its bytes are spelled and whether it is added
+/// as a special or user-defined token; files without types get all-normal tokens.
+fn token_kinds(h: &GgufHeader, n: usize) -> Result<Vec<TokenKind>, Error> {
+    Ok(match h.array_opt("tokenizer.ggml.token_type")? {
+        Some(a) if a.len() == n => match a.integers() {
+            Some(v) => v.into_iter().map(TokenKind::from_gguf).collect(),
+            None => return Err(Error::Tokenizer(format!("token types are {} values, not integers", a.element_type()))),
+        },
+        Some(a) => {
+            return Err(Error::Tokenizer(format!(
+                "{} token types for {n} tokens",
+                a.len()
+            )))
+        }
+        None => vec![TokenKind::Normal; n],
+    })
+}
+
+/// Maps each token's text to its id, for vocabulary look-ups and the BPE vocabularies.
+fn token_ids(tokens: &[String]) -> HashMap<String, u32> {
+    let mut text_to_id = HashMap::with_capacity(tokens.len());
+    for (i, t) in tokens.iter().enumerate() {
+        text_to_id.insert(t.clone(), i as u32);
+    }
+    text_to_id
+}
+
+/// Builds a GPT-2 style byte-level BPE tokenizer (`tokenizer.ggml.model = gpt2`) with the
+/// file's named pre-tokenizer profile.
+fn build_bpe(
+    h: &GgufHeader,
+    tokens: &[String],
+    kinds: &[TokenKind],
+    text_to_id: &HashMap<String, u32>,
+) -> Result<Built, Error> {
+    let pre = h.str_opt("tokenizer.ggml.pre")?.unwrap_or("default").to_string();
+    let (regexes, ignore_merges) = pre_tokenizer_regexes(&pre)?;
+    let merges = bpe_merges(h)?;
+    let bpe = BPE::builder()
+        .vocab_and_merges(bpe_vocab(text_to_id), merges)
+        .ignore_merges(ignore_merges)
+        .build()
+        .map_err(|e| Error::Tokenizer(format!("building BPE: {e}")))?;
+    let mut tok = tokenizers::Tokenizer::new(bpe);
+    tok.with_pre_tokenizer(Some(byte_level_pre_tokenizer(regexes)?));
+    Ok(Built {
+        inner: tok,
+        token_bytes: byte_level_token_bytes(tokens, kinds),
+        model: TokenizerModel::Bpe { pre },
+        add_space_prefix: false,
+    })
+}
+
+/// Reads the BPE merge list, stored as `"left right"` strings, as pairs.
+fn bpe_merges(h: &GgufHeader) -> Result<Vec<(String, String)>, Error> {
+    strings(h, "tokenizer.ggml.merges")?
+        .into_iter()
+        .map(|m| {
+            m.split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .ok_or_else(|| Error::Tokenizer(format!("merge `{m}` has no space")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+}
+
+/// Chains the profile's regex splits and then the byte-level mapping, as llama.cpp
+/// pre-tokenizes before running BPE on each piece.
+fn byte_level_pre_tokenizer(regexes: &[&str]) -> Result<Sequence, Error> {
+    let mut steps: Vec<PreTokenizerWrapper> = Vec::new();
+    for re in regexes {
+        let split = Split::new(SplitPattern::Regex(re.to_string()), SplitDelimiterBehavior::Isolated, false)
+            .map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex: {e}")))?;
+        steps.push(split.into());
+    }
+    steps.push(ByteLevel::new(false, false, false).into());
+    Ok(Sequence::new(steps))
+}
+
+/// Turns byte-level vocabulary entries back into raw bytes through GPT-2's character table;
+/// special and user-defined tokens are stored as plain text and kept as their UTF-8.
+fn byte_level_token_bytes(tokens: &[String], kinds: &[TokenKind]) -> Vec<Vec<u8>> {
+    let table = byte_level_chars();
+    let mut rev = HashMap::with_capacity(256);
+    for (b, c) in table.iter().enumerate() {
+        rev.insert(*c, b as u8);
+    }
+    tokens
+        .iter()
+        .zip(kinds)
+        .map(|(t, k)| match k {
+            TokenKind::Normal | TokenKind::Byte | TokenKind::Unknown => {
+                // Characters outside the table (rare, in malformed vocabularies) are
+                // kept as their UTF-8.
+                let mut out = Vec::with_capacity(t.len());
+                for c in t.chars() {
+                    match rev.get(&c) {
+                        Some(&b) => out.push(b),
+                        None => out.extend_from_slice(c.to_string().as_bytes()),
+                    }
+                }
+                out
+            }
+            _ => t.as_bytes().to_vec(),
+        })
+        .collect()
+}
+
+/// Builds a SentencePiece-style tokenizer (`tokenizer.ggml.model = llama`), which needs a
+/// score for every token.
+fn build_sentencepiece(
+    h: &GgufHeader,
+    tokens: &[String],
+    kinds: &[TokenKind],
+    text_to_id: &HashMap<String, u32>,
+) -> Result<Built, Error> {
+    let n = tokens.len();
+    let scores: Vec<f32> = match h.array_opt("tokenizer.ggml.scores")? {
+        Some(a) if a.len() == n => a
+            .floats()
+            .ok_or_else(|| Error::Tokenizer(format!("token scores are {} values, not floats", a.element_type())))?,
+        _ => return Err(Error::Tokenizer("SentencePiece vocabulary without scores".into())),
+    };
+    let add_space_prefix = h.bool_opt("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
+    let tok = sentencepiece_tokenizer(tokens, kinds, &scores, text_to_id, h)?;
+    Ok(Built {
+        inner: tok,
+        token_bytes: sentencepiece_token_bytes(tokens, kinds),
+        model: TokenizerModel::SentencePiece,
+        add_space_prefix,
+    })
+}
+
+/// Spells SentencePiece tokens as raw bytes: `<0xAB>` tokens are that byte and `▁` is a
+/// space; special and user-defined tokens are kept as their UTF-8.
+fn sentencepiece_token_bytes(tokens: &[String], kinds: &[TokenKind]) -> Vec<Vec<u8>> {
+    tokens
+        .iter()
+        .zip(kinds)
+        .map(|(t, k)| match k {
+            TokenKind::Byte => parse_byte_token(t).map(|b| vec![b]).unwrap_or_else(|| t.as_bytes().to_vec()),
+            TokenKind::Normal | TokenKind::Unknown => t.replace('\u{2581}', " ").into_bytes(),
+            _ => t.as_bytes().to_vec(),
+        })
+        .collect()
 }
 
 fn bpe_vocab(text_to_id: &HashMap<String, u32>) -> tokenizers::models::bpe::Vocab {
