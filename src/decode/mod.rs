@@ -216,117 +216,248 @@ impl Engine {
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Generation, Error> {
         let model = &*self.model;
-        let mut constraint = match &req.grammar {
-            Some(g) => Some(self.grammars()?.compile(g)?),
-            None => None,
-        };
-        let mut stats = GenerationStats {
-            prompt_tokens: prompt.len(),
-            ..Default::default()
-        };
-        let t0 = Instant::now();
-        let (mut logits, reused) = session.prefill(model, prompt)?;
-        stats.reused_tokens = reused;
-        stats.prefill_secs = t0.elapsed().as_secs_f64();
+        let constraint = self.compile_grammar(req)?;
+        let (logits, stats) = prefill(model, session, prompt)?;
+        let mut run = DecodeLoop::new(model, session, req, constraint, stats, on_text);
+        let stop_reason = run.run(logits)?;
+        Ok(run.finish(stop_reason))
+    }
 
-        let t1 = Instant::now();
-        let mut mask_time = Duration::ZERO;
-        let mut sampler = Sampler::new(req.sampling.clone());
-        let mut utf8 = Utf8Stream::default();
-        let mut stops = StopStrings::new(req.stop_strings.clone());
-        let mut text = String::new();
-        let mut tokens: Vec<u32> = Vec::new();
-        let end_tokens = model.end_tokens();
+    /// The request's grammar compiled for this model, before any work is done, so that a bad
+    /// grammar fails without spending a prefill.
+    fn compile_grammar(&self, req: &GenerateRequest) -> Result<Option<Constraint>, Error> {
+        match &req.grammar {
+            Some(g) => Ok(Some(self.grammars()?.compile(g)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Feeds the prompt (reusing the session's cached prefix) and returns the last position's
+/// logits with the prompt's half of the stats, timed apart from decoding so that the two
+/// rates in [`GenerationStats`] measure different work.
+fn prefill(model: &Model, session: &mut Session, prompt: &[u32]) -> Result<(Vec<f32>, GenerationStats), Error> {
+    let mut stats = GenerationStats {
+        prompt_tokens: prompt.len(),
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let (logits, reused) = session.prefill(model, prompt)?;
+    stats.reused_tokens = reused;
+    stats.prefill_secs = t0.elapsed().as_secs_f64();
+    Ok((logits, stats))
+}
+
+/// What one step of the decode loop leads to: the logits for the next step, or the end.
+enum Step {
+    /// Go on with these logits (of the last fed token).
+    Next(Vec<f32>),
+    /// Generation is over.
+    Stop(StopReason),
+}
+
+/// Turns generated ids into shown text: whole UTF-8 characters only, with stop strings held
+/// back and cut off, so that `on_text` and the returned text always agree.
+struct TextOutput<'a> {
+    utf8: Utf8Stream,
+    stops: StopStrings,
+    text: String,
+    on_text: &'a mut dyn FnMut(&str),
+}
+
+impl TextOutput<'_> {
+    /// Shows `ids`' text; returns the stop string if one completed, since the caller must then
+    /// end generation.
+    fn emit(&mut self, model: &Model, ids: &[u32]) -> Option<String> {
+        let mut piece = String::new();
+        for &id in ids {
+            piece.push_str(&self.utf8.push(model.tokenizer().token_bytes(id)));
+        }
+        let check = self.stops.push(&piece);
+        if !check.emit.is_empty() {
+            (self.on_text)(&check.emit);
+            self.text.push_str(&check.emit);
+        }
+        check.stopped
+    }
+
+    /// Shows what was held back (a partial character, a possible stop string's prefix), since
+    /// no later token can complete it.
+    fn flush(&mut self) {
+        let mut rest = self.utf8.finish();
+        rest.push_str(&self.stops.finish());
+        if !rest.is_empty() {
+            (self.on_text)(&rest);
+            self.text.push_str(&rest);
+        }
+    }
+}
+
+/// The state of one generation after the prompt, so that each kind of step (forced tokens,
+/// a sampled token, the checks that end it) can be its own method.
+struct DecodeLoop<'a> {
+    model: &'a Model,
+    session: &'a mut Session,
+    req: &'a GenerateRequest,
+    constraint: Option<Constraint>,
+    sampler: Sampler,
+    output: TextOutput<'a>,
+    /// Generated ids, forced ones included.
+    tokens: Vec<u32>,
+    stats: GenerationStats,
+    mask_time: Duration,
+    context: usize,
+    /// When decoding began, for `decode_secs`.
+    started: Instant,
+}
+
+impl<'a> DecodeLoop<'a> {
+    /// Starts the decode clock first, so that `decode_secs` covers all the setup after the
+    /// prompt.
+    fn new(
+        model: &'a Model,
+        session: &'a mut Session,
+        req: &'a GenerateRequest,
+        constraint: Option<Constraint>,
+        stats: GenerationStats,
+        on_text: &'a mut dyn FnMut(&str),
+    ) -> Self {
+        let started = Instant::now();
         let context = session.context_length();
+        Self {
+            model,
+            session,
+            req,
+            constraint,
+            sampler: Sampler::new(req.sampling.clone()),
+            output: TextOutput {
+                utf8: Utf8Stream::default(),
+                stops: StopStrings::new(req.stop_strings.clone()),
+                text: String::new(),
+                on_text,
+            },
+            tokens: Vec::new(),
+            stats,
+            mask_time: Duration::ZERO,
+            context,
+            started,
+        }
+    }
 
-        // Shows `ids`' text; returns the stop string if one completed.
-        let mut emit = |ids: &[u32], text: &mut String| -> Option<String> {
-            let mut piece = String::new();
-            for &id in ids {
-                piece.push_str(&utf8.push(model.tokenizer().token_bytes(id)));
-            }
-            let check = stops.push(&piece);
-            if !check.emit.is_empty() {
-                on_text(&check.emit);
-                text.push_str(&check.emit);
-            }
-            check.stopped
-        };
-
-        let stop_reason = loop {
-            if tokens.len() >= req.max_tokens {
-                break StopReason::MaxTokens;
-            }
-            if let Some(c) = constraint.as_mut() {
-                let tm = Instant::now();
-                let mut forced = c.forced_tokens()?;
-                mask_time += tm.elapsed();
-                if !forced.is_empty() {
-                    // Never past the budget or the context.
-                    let room = (req.max_tokens - tokens.len()).min(context.saturating_sub(session.tokens().len() + 1));
-                    forced.truncate(room);
-                    if forced.is_empty() {
-                        break StopReason::ContextFull;
-                    }
-                    tokens.extend_from_slice(&forced);
-                    stats.forced_tokens += forced.len();
-                    if let Some(s) = emit(&forced, &mut text) {
-                        break StopReason::StopString(s);
-                    }
-                    if c.is_stopped() {
-                        break StopReason::GrammarComplete;
-                    }
-                    logits = session.feed(model, &forced)?;
-                    continue;
-                }
-                if c.is_stopped() {
-                    break StopReason::GrammarComplete;
-                }
-                let tm = Instant::now();
-                c.apply_mask(&mut logits)?;
-                mask_time += tm.elapsed();
-            }
-            let history = session.tokens();
-            let Some(tok) = sampler.sample(&mut logits, history) else {
-                return Err(Error::Grammar("no token is allowed here".into()));
-            };
-            if end_tokens.contains(&tok) {
-                break StopReason::EndToken(tok);
-            }
-            if let Some(c) = constraint.as_mut() {
-                c.commit(tok)?;
-            }
-            tokens.push(tok);
-            if let Some(s) = emit(&[tok], &mut text) {
-                break StopReason::StopString(s);
-            }
-            if constraint.as_ref().is_some_and(|c| c.is_stopped()) {
-                break StopReason::GrammarComplete;
-            }
-            if tokens.len() >= req.max_tokens {
-                break StopReason::MaxTokens;
-            }
-            if session.tokens().len() + 1 >= context {
-                break StopReason::ContextFull;
-            }
-            logits = session.feed(model, &[tok])?;
-        };
-        if !matches!(stop_reason, StopReason::StopString(_)) {
-            let mut rest = utf8.finish();
-            rest.push_str(&stops.finish());
-            if !rest.is_empty() {
-                on_text(&rest);
-                text.push_str(&rest);
+    /// Steps from the prompt's logits until something ends generation.
+    fn run(&mut self, mut logits: Vec<f32>) -> Result<StopReason, Error> {
+        loop {
+            match self.step(logits)? {
+                Step::Next(next) => logits = next,
+                Step::Stop(reason) => return Ok(reason),
             }
         }
-        stats.generated_tokens = tokens.len();
-        stats.decode_secs = t1.elapsed().as_secs_f64();
-        stats.mask_secs = mask_time.as_secs_f64();
-        Ok(Generation {
-            text,
-            tokens,
+    }
+
+    /// One step: the budget check, then either the grammar's forced tokens or one sampled
+    /// token, each followed by its stop checks.
+    fn step(&mut self, mut logits: Vec<f32>) -> Result<Step, Error> {
+        if self.tokens.len() >= self.req.max_tokens {
+            return Ok(Step::Stop(StopReason::MaxTokens));
+        }
+        if let Some(step) = self.constrain(&mut logits)? {
+            return Ok(step);
+        }
+        self.sample(logits)
+    }
+
+    /// Applies the grammar, if any: feeds the tokens it forces (a step of their own), ends when
+    /// it is complete, or else masks `logits` to the tokens it allows. `None` means: sample.
+    fn constrain(&mut self, logits: &mut [f32]) -> Result<Option<Step>, Error> {
+        let Some(c) = self.constraint.as_mut() else {
+            return Ok(None);
+        };
+        let tm = Instant::now();
+        let forced = c.forced_tokens()?;
+        self.mask_time += tm.elapsed();
+        if !forced.is_empty() {
+            return self.feed_forced(forced).map(Some);
+        }
+        if c.is_stopped() {
+            return Ok(Some(Step::Stop(StopReason::GrammarComplete)));
+        }
+        let tm = Instant::now();
+        c.apply_mask(logits)?;
+        self.mask_time += tm.elapsed();
+        Ok(None)
+    }
+
+    /// Feeds the grammar's forced tokens in one forward pass, cut to the budget and the
+    /// context so that neither is ever exceeded.
+    fn feed_forced(&mut self, mut forced: Vec<u32>) -> Result<Step, Error> {
+        let room = (self.req.max_tokens - self.tokens.len())
+            .min(self.context.saturating_sub(self.session.tokens().len() + 1));
+        forced.truncate(room);
+        if forced.is_empty() {
+            return Ok(Step::Stop(StopReason::ContextFull));
+        }
+        self.tokens.extend_from_slice(&forced);
+        self.stats.forced_tokens += forced.len();
+        if let Some(s) = self.output.emit(self.model, &forced) {
+            return Ok(Step::Stop(StopReason::StopString(s)));
+        }
+        if self.constraint.as_ref().is_some_and(|c| c.is_stopped()) {
+            return Ok(Step::Stop(StopReason::GrammarComplete));
+        }
+        Ok(Step::Next(self.session.feed(self.model, &forced)?))
+    }
+
+    /// Samples one token, commits it (unless it is an end token, which is never part of the
+    /// output), and feeds it unless a stop check ends generation first.
+    fn sample(&mut self, mut logits: Vec<f32>) -> Result<Step, Error> {
+        let Some(tok) = self.sampler.sample(&mut logits, self.session.tokens()) else {
+            return Err(Error::Grammar("no token is allowed here".into()));
+        };
+        if self.model.end_tokens().contains(&tok) {
+            return Ok(Step::Stop(StopReason::EndToken(tok)));
+        }
+        if let Some(c) = self.constraint.as_mut() {
+            c.commit(tok)?;
+        }
+        self.tokens.push(tok);
+        if let Some(reason) = self.stop_after(tok) {
+            return Ok(Step::Stop(reason));
+        }
+        Ok(Step::Next(self.session.feed(self.model, &[tok])?))
+    }
+
+    /// The checks after a sampled token is committed, in order: its text completed a stop
+    /// string, the grammar is complete, the budget is spent, or the context has no room left.
+    fn stop_after(&mut self, tok: u32) -> Option<StopReason> {
+        if let Some(s) = self.output.emit(self.model, &[tok]) {
+            return Some(StopReason::StopString(s));
+        }
+        if self.constraint.as_ref().is_some_and(|c| c.is_stopped()) {
+            return Some(StopReason::GrammarComplete);
+        }
+        if self.tokens.len() >= self.req.max_tokens {
+            return Some(StopReason::MaxTokens);
+        }
+        if self.session.tokens().len() + 1 >= self.context {
+            return Some(StopReason::ContextFull);
+        }
+        None
+    }
+
+    /// Flushes held-back text (unless a stop string cut it) and completes the stats, which
+    /// only now know the decode time.
+    fn finish(mut self, stop_reason: StopReason) -> Generation {
+        if !matches!(stop_reason, StopReason::StopString(_)) {
+            self.output.flush();
+        }
+        self.stats.generated_tokens = self.tokens.len();
+        self.stats.decode_secs = self.started.elapsed().as_secs_f64();
+        self.stats.mask_secs = self.mask_time.as_secs_f64();
+        Generation {
+            text: self.output.text,
+            tokens: self.tokens,
             stop_reason,
-            stats,
-        })
+            stats: self.stats,
+        }
     }
 }
