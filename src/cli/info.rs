@@ -1,8 +1,12 @@
 //! `pae-local info`: what a model file holds, from its header alone.
 
+use std::path::Path;
+
 use clap::Args;
+use pae_local::model::info::QuantShare;
 use pae_local::model::{GgufHeader, ModelInfo, TemplateSource, Tokenizer};
 use pae_local::source;
+use serde::Serialize;
 
 use super::args::ModelArgs;
 use super::printer;
@@ -14,109 +18,194 @@ pub struct InfoArgs {
     json: bool,
 }
 
+/// Special tokens listed in the JSON form.
+const JSON_SPECIALS: usize = 64;
+/// Special tokens shown in the text form.
+const TEXT_SPECIALS: usize = 12;
+
+/// Everything `info` reports about a model file: the JSON form is this struct serialized, and
+/// the text form is printed from it, so the two cannot disagree.
+#[derive(Debug, Serialize)]
+struct ModelDescription {
+    path: String,
+    name: Option<String>,
+    architecture: &'static str,
+    file_size: u64,
+    parameters: u64,
+    tensors: usize,
+    quantization: Vec<QuantShare>,
+    context_length: usize,
+    layers: usize,
+    embedding: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    feed_forward: usize,
+    rope_base: f64,
+    /// The local (sliding-window) layers' base; shown in the text form only.
+    #[serde(skip)]
+    rope_base_local: Option<f64>,
+    sliding_window: Option<usize>,
+    vocab_size: usize,
+    tokenizer: String,
+    pre_tokenizer: Option<String>,
+    bos: Bos,
+    eos: Eos,
+    special_tokens: usize,
+    /// The first [`JSON_SPECIALS`] special tokens.
+    special_token_list: Vec<SpecialToken>,
+    chat_template: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct Bos {
+    id: Option<u32>,
+    text: Option<String>,
+    /// Whether prompts start with it.
+    added: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Eos {
+    id: Option<u32>,
+    text: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SpecialToken {
+    id: u32,
+    text: String,
+}
+
+impl ModelDescription {
+    /// Reads the description from the file's header and tokenizer (no tensor data).
+    fn read(path: &Path) -> anyhow::Result<Self> {
+        let header = GgufHeader::read_path(path)?;
+        let info = ModelInfo::from_header(&header)?;
+        let tok = Tokenizer::load(&header, path)?;
+        let template = match header.str_opt("tokenizer.chat_template")? {
+            Some(_) => TemplateSource::Gguf,
+            None => TemplateSource::BuiltinPlain,
+        };
+        let text = |id: u32| String::from_utf8_lossy(tok.token_bytes(id)).into_owned();
+        let c = info.config;
+        Ok(Self {
+            path: path.display().to_string(),
+            name: c.name,
+            architecture: c.arch.as_str(),
+            file_size: info.file_size,
+            parameters: info.n_params,
+            tensors: info.n_tensors,
+            quantization: info.quant_mix,
+            context_length: c.context_length,
+            layers: c.n_layer,
+            embedding: c.n_embd,
+            heads: c.n_head,
+            kv_heads: c.n_head_kv,
+            head_dim: c.head_dim,
+            feed_forward: c.ffn_dim,
+            rope_base: c.rope_base,
+            rope_base_local: c.rope_base_local,
+            sliding_window: c.sliding_window,
+            vocab_size: tok.vocab_size(),
+            tokenizer: info.tokenizer_model,
+            pre_tokenizer: info.tokenizer_pre,
+            bos: Bos {
+                id: tok.bos(),
+                text: tok.bos().map(text),
+                added: tok.adds_bos(),
+            },
+            eos: Eos {
+                id: tok.eos(),
+                text: tok.eos().map(text),
+            },
+            special_tokens: tok.control_tokens().count(),
+            special_token_list: tok
+                .control_tokens()
+                .take(JSON_SPECIALS)
+                .map(|id| SpecialToken { id, text: text(id) })
+                .collect(),
+            chat_template: match template {
+                TemplateSource::Gguf => "from the GGUF (tokenizer.chat_template)",
+                TemplateSource::BuiltinPlain => "none in the GGUF: the built-in plain User:/Assistant: template is used",
+            },
+        })
+    }
+
+    /// The text form: one labelled line per aspect.
+    fn text_lines(&self) -> Vec<String> {
+        let mb = |b: u64| b as f64 / 1e6;
+        let mix: Vec<String> = self
+            .quantization
+            .iter()
+            .map(|q| format!("{} {} tensors {:.1} MB", q.dtype, q.tensors, mb(q.bytes)))
+            .collect();
+        let shown: Vec<String> = self
+            .special_token_list
+            .iter()
+            .take(TEXT_SPECIALS)
+            .map(|t| format!("{}={}", t.id, t.text))
+            .collect();
+        vec![
+            format!("file          {} ({:.1} MB)", self.path, mb(self.file_size)),
+            format!("name          {}", self.name.as_deref().unwrap_or("-")),
+            format!("architecture  {}", self.architecture),
+            format!(
+                "size          {:.1}M parameters, {} layers, embedding {}, {} heads ({} key/value, dim {}), feed-forward {}",
+                self.parameters as f64 / 1e6,
+                self.layers,
+                self.embedding,
+                self.heads,
+                self.kv_heads,
+                self.head_dim,
+                self.feed_forward
+            ),
+            format!(
+                "context       {} tokens{}",
+                self.context_length,
+                self.sliding_window.map(|w| format!(", sliding window {w}")).unwrap_or_default()
+            ),
+            format!(
+                "rope          base {}{}",
+                self.rope_base,
+                self.rope_base_local.map(|b| format!(" (local layers {b})")).unwrap_or_default()
+            ),
+            format!("quantization  {}", mix.join(", ")),
+            format!(
+                "tokenizer     {} ({}), {} tokens, {} special",
+                self.tokenizer,
+                self.pre_tokenizer.as_deref().unwrap_or("-"),
+                self.vocab_size,
+                self.special_tokens
+            ),
+            format!(
+                "special       {}{}",
+                shown.join(" "),
+                if self.special_tokens > shown.len() {
+                    format!(" … ({} in all)", self.special_tokens)
+                } else {
+                    String::new()
+                }
+            ),
+            format!(
+                "bos / eos     {} / {}{}",
+                self.bos.text.as_deref().unwrap_or("-"),
+                self.eos.text.as_deref().unwrap_or("-"),
+                if self.bos.added { " (BOS added to prompts)" } else { "" }
+            ),
+            format!("chat template {}", self.chat_template),
+        ]
+    }
+}
+
 pub fn run(margs: &ModelArgs, args: InfoArgs) -> anyhow::Result<()> {
     let path = source::resolve(margs.model.as_deref())?;
-    let header = GgufHeader::read_path(&path)?;
-    let info = ModelInfo::from_header(&header)?;
-    let tok = Tokenizer::load(&header, &path)?;
-    let template = match header.str_opt("tokenizer.chat_template")? {
-        Some(_) => TemplateSource::Gguf,
-        None => TemplateSource::BuiltinPlain,
-    };
-    let c = &info.config;
-    let text = |id: Option<u32>| id.map(|i| String::from_utf8_lossy(tok.token_bytes(i)).into_owned());
-    let specials: Vec<serde_json::Value> = tok
-        .control_tokens()
-        .take(64)
-        .map(|i| serde_json::json!({"id": i, "text": String::from_utf8_lossy(tok.token_bytes(i))}))
-        .collect();
-    let n_special = tok.control_tokens().count();
-    let value = serde_json::json!({
-        "path": path.display().to_string(),
-        "name": c.name,
-        "architecture": c.arch.as_str(),
-        "file_size": info.file_size,
-        "parameters": info.n_params,
-        "tensors": info.n_tensors,
-        "quantization": info.quant_mix,
-        "context_length": c.context_length,
-        "layers": c.n_layer,
-        "embedding": c.n_embd,
-        "heads": c.n_head,
-        "kv_heads": c.n_head_kv,
-        "head_dim": c.head_dim,
-        "feed_forward": c.ffn_dim,
-        "rope_base": c.rope_base,
-        "sliding_window": c.sliding_window,
-        "vocab_size": tok.vocab_size(),
-        "tokenizer": info.tokenizer_model,
-        "pre_tokenizer": info.tokenizer_pre,
-        "bos": {"id": tok.bos(), "text": text(tok.bos()), "added": tok.adds_bos()},
-        "eos": {"id": tok.eos(), "text": text(tok.eos())},
-        "special_tokens": n_special,
-        "special_token_list": specials,
-        "chat_template": match template {
-            TemplateSource::Gguf => "from the GGUF (tokenizer.chat_template)",
-            TemplateSource::BuiltinPlain => "none in the GGUF: the built-in plain User:/Assistant: template is used",
-        },
-    });
+    let description = ModelDescription::read(&path)?;
     if args.json {
-        printer::json(&value)?;
+        printer::json(&serde_json::to_value(&description)?)?;
         return Ok(());
     }
-    let mb = |b: u64| b as f64 / 1e6;
-    let mut lines = vec![
-        format!("file          {} ({:.1} MB)", path.display(), mb(info.file_size)),
-        format!("name          {}", c.name.as_deref().unwrap_or("-")),
-        format!("architecture  {}", c.arch),
-        format!(
-            "size          {:.1}M parameters, {} layers, embedding {}, {} heads ({} key/value, dim {}), feed-forward {}",
-            info.n_params as f64 / 1e6,
-            c.n_layer,
-            c.n_embd,
-            c.n_head,
-            c.n_head_kv,
-            c.head_dim,
-            c.ffn_dim
-        ),
-        format!(
-            "context       {} tokens{}",
-            c.context_length,
-            c.sliding_window.map(|w| format!(", sliding window {w}")).unwrap_or_default()
-        ),
-        format!("rope          base {}{}", c.rope_base, c.rope_base_local.map(|b| format!(" (local layers {b})")).unwrap_or_default()),
-    ];
-    let mix: Vec<String> = info
-        .quant_mix
-        .iter()
-        .map(|q| format!("{} {} tensors {:.1} MB", q.dtype, q.tensors, mb(q.bytes)))
-        .collect();
-    lines.push(format!("quantization  {}", mix.join(", ")));
-    lines.push(format!(
-        "tokenizer     {} ({}), {} tokens, {} special",
-        info.tokenizer_model,
-        info.tokenizer_pre.as_deref().unwrap_or("-"),
-        tok.vocab_size(),
-        n_special
-    ));
-    let shown: Vec<String> = tok
-        .control_tokens()
-        .take(12)
-        .map(|i| format!("{}={}", i, String::from_utf8_lossy(tok.token_bytes(i))))
-        .collect();
-    lines.push(format!(
-        "special       {}{}",
-        shown.join(" "),
-        if n_special > shown.len() { format!(" … ({n_special} in all)") } else { String::new() }
-    ));
-    lines.push(format!(
-        "bos / eos     {} / {}{}",
-        text(tok.bos()).unwrap_or_else(|| "-".into()),
-        text(tok.eos()).unwrap_or_else(|| "-".into()),
-        if tok.adds_bos() { " (BOS added to prompts)" } else { "" }
-    ));
-    lines.push(format!("chat template {}", value["chat_template"].as_str().unwrap_or_default()));
-    for l in lines {
+    for l in description.text_lines() {
         printer::line(&l)?;
     }
     Ok(())
