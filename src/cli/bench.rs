@@ -112,85 +112,116 @@ fn run_tg(m: &Model, n: usize, first: u32) -> anyhow::Result<f64> {
     Ok(n as f64 / t.elapsed().as_secs_f64())
 }
 
-pub fn run(margs: &ModelArgs, args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.repetitions > 0, "--repetitions must be at least 1");
+/// One test to run on each model: llama-bench's `ppN` (prompt processing) or `tgN` (generation).
+struct Test {
+    name: String,
+    n_prompt: usize,
+    n_gen: usize,
+}
+
+/// The tests the arguments ask for, prompt processing first (a size of 0 skips a test).
+fn tests(args: &BenchArgs) -> Vec<Test> {
+    let mut tests = Vec::new();
+    if args.n_prompt > 0 {
+        tests.push(Test {
+            name: format!("pp{}", args.n_prompt),
+            n_prompt: args.n_prompt,
+            n_gen: 0,
+        });
+    }
+    if args.n_gen > 0 {
+        tests.push(Test {
+            name: format!("tg{}", args.n_gen),
+            n_prompt: 0,
+            n_gen: args.n_gen,
+        });
+    }
+    tests
+}
+
+/// Loads each model in turn and measures every test on it; with `progress`, each result goes
+/// to stderr as soon as it is known, since a whole run can take minutes.
+fn measure_all(margs: &ModelArgs, args: &BenchArgs, progress: bool) -> anyhow::Result<Vec<Measurement>> {
     let specs: Vec<Option<String>> = if args.models.is_empty() {
         vec![margs.model.clone()]
     } else {
         args.models.iter().cloned().map(Some).collect()
     };
-    let threads = pae_local::model::threads::configure(margs.threads);
     let mut results = Vec::new();
     for spec in &specs {
         let model = load_model(margs, spec.as_deref())?;
-        let name = model
-            .path()
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let info = model.info();
-        let device = device_label(model.device());
-        let mut tests: Vec<(String, usize, usize)> = Vec::new();
-        if args.n_prompt > 0 {
-            tests.push((format!("pp{}", args.n_prompt), args.n_prompt, 0));
-        }
-        if args.n_gen > 0 {
-            tests.push((format!("tg{}", args.n_gen), 0, args.n_gen));
-        }
-        for (test, n_prompt, n_gen) in tests {
-            let ids = prompt_ids(&model, n_prompt.max(1));
-            let once = |m: &Model| -> anyhow::Result<f64> {
-                if n_prompt > 0 {
-                    run_pp(m, &ids, args.batch)
-                } else {
-                    run_tg(m, n_gen, ids[0])
-                }
-            };
-            once(&model)?; // warm-up
-            let mut samples = Vec::with_capacity(args.repetitions);
-            for _ in 0..args.repetitions {
-                samples.push(once(&model)?);
-            }
-            let r = Measurement {
-                model: name.clone(),
-                device: device.clone(),
-                size: info.file_size,
-                params: info.n_params,
-                test,
-                n_prompt,
-                n_gen,
-                samples,
-            };
-            if !args.json && !margs.quiet {
-                eprintln!("{name} {}: {:.2} ± {:.2} tokens/s", r.test, r.mean(), r.stddev());
+        for test in tests(args) {
+            let r = measure(&model, test, args)?;
+            if progress {
+                eprintln!("{} {}: {:.2} ± {:.2} tokens/s", r.model, r.test, r.mean(), r.stddev());
             }
             results.push(r);
         }
     }
-    if args.json {
-        let rows: Vec<serde_json::Value> = results
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "model_filename": r.model,
-                    "model_size": r.size,
-                    "model_n_params": r.params,
-                    "n_threads": threads,
-                    "n_prompt": r.n_prompt,
-                    "n_gen": r.n_gen,
-                    "n_batch": args.batch,
-                    "avg_ts": r.mean(),
-                    "stddev_ts": r.stddev(),
-                    "samples_ts": r.samples,
-                })
-            })
-            .collect();
-        printer::line(&serde_json::to_string_pretty(&rows)?)?;
-        return Ok(());
+    Ok(results)
+}
+
+/// Runs one test on `model`: one untimed warm-up, then the timed repetitions.
+fn measure(model: &Model, test: Test, args: &BenchArgs) -> anyhow::Result<Measurement> {
+    let ids = prompt_ids(model, test.n_prompt.max(1));
+    let once = |m: &Model| -> anyhow::Result<f64> {
+        if test.n_prompt > 0 {
+            run_pp(m, &ids, args.batch)
+        } else {
+            run_tg(m, test.n_gen, ids[0])
+        }
+    };
+    once(model)?; // warm-up
+    let mut samples = Vec::with_capacity(args.repetitions);
+    for _ in 0..args.repetitions {
+        samples.push(once(model)?);
     }
+    let info = model.info();
+    Ok(Measurement {
+        model: model
+            .path()
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        device: device_label(model.device()),
+        size: info.file_size,
+        params: info.n_params,
+        test: test.name,
+        n_prompt: test.n_prompt,
+        n_gen: test.n_gen,
+        samples,
+    })
+}
+
+/// Prints the results as llama-bench's `-o json` does (the fields that apply), so scripts
+/// written for it can read ours.
+fn print_json(results: &[Measurement], threads: usize, batch: usize) -> anyhow::Result<()> {
+    let rows: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "model_filename": r.model,
+                "model_size": r.size,
+                "model_n_params": r.params,
+                "n_threads": threads,
+                "n_prompt": r.n_prompt,
+                "n_gen": r.n_gen,
+                "n_batch": batch,
+                "avg_ts": r.mean(),
+                "stddev_ts": r.stddev(),
+                "samples_ts": r.samples,
+            })
+        })
+        .collect();
+    printer::line(&serde_json::to_string_pretty(&rows)?)?;
+    Ok(())
+}
+
+/// Prints the results as llama-bench's markdown table, so the two can be compared side by side.
+fn print_table(results: &[Measurement], threads: usize) -> anyhow::Result<()> {
     printer::line("| model | size | params | backend | threads | test | t/s |")?;
     printer::line("| --- | ---: | ---: | --- | ---: | ---: | ---: |")?;
-    for r in &results {
+    for r in results {
         printer::line(&format!(
             "| {} | {:.2} MiB | {:.2} M | {} | {} | {} | {:.2} ± {:.2} |",
             r.model,
@@ -204,4 +235,16 @@ pub fn run(margs: &ModelArgs, args: BenchArgs) -> anyhow::Result<()> {
         ))?;
     }
     Ok(())
+}
+
+pub fn run(margs: &ModelArgs, args: BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.repetitions > 0, "--repetitions must be at least 1");
+    // Before any model loads: the pools read the count when they start.
+    let threads = pae_local::model::threads::configure(margs.threads);
+    let results = measure_all(margs, &args, !args.json && !margs.quiet)?;
+    if args.json {
+        print_json(&results, threads, args.batch)
+    } else {
+        print_table(&results, threads)
+    }
 }
