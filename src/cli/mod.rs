@@ -15,6 +15,7 @@ mod info;
 mod input;
 mod kinds;
 mod load;
+mod mcp;
 mod plan;
 mod printer;
 mod review;
@@ -22,6 +23,7 @@ mod session;
 mod run;
 mod tokenize;
 mod tools;
+mod tools_cmd;
 
 use std::process::ExitCode;
 
@@ -62,6 +64,8 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// Run a task file (JSON lines with checks) and print the score by category.
     Eval(Box<eval::EvalArgs>),
+    /// List the tools a run with the same tool flags would offer (built-in and MCP).
+    Tools(Box<tools_cmd::ToolsArgs>),
 }
 
 pub fn main() -> ExitCode {
@@ -80,6 +84,7 @@ pub fn main() -> ExitCode {
         Some(Command::Plan(a)) => plan::run(&cli.model, a),
         Some(Command::Run(a)) => run::run(&cli.model, *a),
         Some(Command::Eval(a)) => eval::run(&cli.model, *a),
+        Some(Command::Tools(a)) => tools_cmd::run(*a),
         // No subcommand: an interactive session with the default settings.
         None => match Defaults::try_parse_from(["pae-local"]) {
             Ok(d) => run::run(&cli.model, d.run),

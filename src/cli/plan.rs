@@ -53,7 +53,8 @@ pub fn run(margs: &ModelArgs, args: PlanArgs) -> anyhow::Result<()> {
     let sampling = args.sampling.to_params()?;
     let templates = Templates::load(args.templates.as_deref())?;
     // `ask_human` (with --human) is only shown to the planner here, never called.
-    let registry = args.tools.registry(Some(Arc::new(NoOne)))?;
+    let mcp = args.tools.mcp_servers()?;
+    let registry = args.tools.registry(Some(Arc::new(NoOne)), &mcp)?;
     let model = load_model(margs, None)?;
     let llm = LocalLlm::new(Arc::new(Engine::new(model)));
     let limits = Limits {

@@ -29,6 +29,7 @@ use super::printer;
 use super::input::{history_path, Input};
 use super::kinds::{ExecutorArg, PlannerArg, ReviewArg};
 use super::review::{Terminal, TerminalSupervisor};
+use super::mcp::McpServers;
 use super::tools::ToolArgs;
 
 #[derive(Debug, Clone, Args)]
@@ -243,6 +244,8 @@ pub struct AgentFactory {
     running: Arc<AtomicBool>,
     /// The person's input, shared by every question of the session.
     input: Arc<Input>,
+    /// The `--mcp` servers, started once and shared by every run of the session.
+    mcp: McpServers,
 }
 
 /// The run ended because the user pressed Ctrl-C: the process exits with 130, as a shell
@@ -270,8 +273,10 @@ impl AgentFactory {
         let input = Input::start(history_path());
         let supervisor = args.supervisor(&input, &interrupt)?;
         args.templates()?;
-        // Bad tool settings (a missing workspace or database) fail before any model loads.
-        args.tools.registry(None)?;
+        // Bad tool settings (a missing workspace or database, an MCP server that does not
+        // start) fail before any model loads.
+        let mcp = args.tools.mcp_servers()?;
+        args.tools.registry(None, &mcp)?;
         let (executor, planners, count_tokens): (Arc<dyn Llm>, Vec<Arc<dyn Llm>>, TokenCounter) = match &args.replay {
             Some(path) => {
                 // One replay for every role: the recorded outputs are in the order of the calls.
@@ -307,6 +312,7 @@ impl AgentFactory {
             interrupt,
             running: Arc::new(AtomicBool::new(false)),
             input,
+            mcp,
         })
     }
 
@@ -321,7 +327,7 @@ impl AgentFactory {
             input: self.input.clone(),
             interrupt: self.interrupt.clone(),
         });
-        tools.registry(Some(human))
+        tools.registry(Some(human), &self.mcp)
     }
 
     /// Ctrl-C from now on: the first asks the current run to stop at its next safe point

@@ -1,10 +1,12 @@
-//! Tool flags shared by `plan` and `run`, and the registry they build.
+//! Tool flags shared by `plan`, `run`, `eval` and `tools`, and the registry they build.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
 use pae_local::agent::tools::{BuiltinTools, Human, Registry};
+
+use super::mcp::McpServers;
 
 #[derive(Debug, Clone, Args)]
 pub struct ToolArgs {
@@ -36,15 +38,27 @@ pub struct ToolArgs {
     /// Seconds before a tool call is abandoned.
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub tool_timeout: f64,
+    /// MCP server to take tools from, as a command line: split as a shell would, run without
+    /// one, spoken to over stdio (repeatable). Its tools come after the built-in ones; a name
+    /// already taken gets the server's name as a prefix.
+    #[arg(long = "mcp", value_name = "'CMD ARGS…'")]
+    pub mcp: Vec<String>,
 }
 
 impl ToolArgs {
-    /// The registry these flags ask for; `human` answers `ask_human` when `--human` is given
+    /// Starts the `--mcp` servers; they live, and their tools can be called, until the value
+    /// is dropped.
+    pub fn mcp_servers(&self) -> anyhow::Result<McpServers> {
+        McpServers::start(&self.mcp)
+    }
+
+    /// The registry these flags ask for, with the tools of `mcp` (started from the same
+    /// flags) after the built-in ones; `human` answers `ask_human` when `--human` is given
     /// (without one, the flags are only checked).
-    pub fn registry(&self, human: Option<Arc<dyn Human>>) -> anyhow::Result<Registry> {
+    pub fn registry(&self, human: Option<Arc<dyn Human>>, mcp: &McpServers) -> anyhow::Result<Registry> {
         let timeout = super::run::seconds("--tool-timeout", self.tool_timeout)?;
         let human_timeout = self.human_timeout.map(|t| super::run::seconds("--human-timeout", t)).transpose()?;
-        Ok(Registry::builtin(&BuiltinTools {
+        let mut registry = Registry::builtin(&BuiltinTools {
             workspace: self.workspace.clone(),
             allow_write: self.allow_write,
             sqlite: self.sqlite.clone(),
@@ -54,6 +68,8 @@ impl ToolArgs {
             human: if self.human { human } else { None },
             human_timeout,
             timeout,
-        })?)
+        })?;
+        mcp.add_tools(&mut registry);
+        Ok(registry)
     }
 }

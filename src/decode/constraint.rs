@@ -40,6 +40,17 @@ impl Grammar {
     pub fn json_schema(schema: serde_json::Value) -> Self {
         Self::JsonSchema(schema)
     }
+
+    /// Checks that llguidance can compile the grammar, without a tokenizer: for grammars that
+    /// come from outside (a tool server's input schema) and must be refused before any model
+    /// is asked to follow them, rather than fail the run at the first generation.
+    pub fn check(&self) -> Result<(), Error> {
+        let init = llguidance::api::GrammarInit::Serialized(self.to_llguidance());
+        match init.validate(None, llguidance::api::ParserLimits::default()).into_error() {
+            None => Ok(()),
+            Some(e) => Err(Error::Grammar(e)),
+        }
+    }
 }
 
 /// Asks llguidance for JSON laid out as Python's `json.dumps` writes it (`", "`, `": "`, no
