@@ -9,7 +9,7 @@ use url::Url;
 use super::{blocking, str_field, Tool, ToolError, ToolFuture, ToolSpec};
 
 /// Most bytes of a response body returned.
-const MAX_BODY: u64 = 16 * 1024;
+pub(super) const MAX_BODY: u64 = 16 * 1024;
 
 /// `http_request`: a GET or POST to a URL under one of the allowed base URLs.
 pub struct HttpRequest {
@@ -102,6 +102,31 @@ impl HttpRequest {
     }
 }
 
+/// Sends one request (no redirects: a redirect could leave the allowed base) and reads at most
+/// [`MAX_BODY`] bytes of the answer: the status, the body, and whether it was cut. Blocking.
+/// Also the engine of the HTTP tools defined in a tools file.
+pub(super) fn fetch(url: &Url, method: &str, body: Option<&str>, timeout: Duration) -> Result<(u16, Vec<u8>, bool), ToolError> {
+    let agent = ureq::AgentBuilder::new().timeout(timeout).redirects(0).build();
+    let req = agent.request_url(method, url);
+    let resp = match body {
+        Some(b) => req.send_string(b),
+        None => req.call(),
+    };
+    let (status, resp) = match resp {
+        Ok(r) => (r.status(), r),
+        Err(ureq::Error::Status(code, r)) => (code, r),
+        Err(e) => return Err(ToolError::Failed(format!("request failed: {e}"))),
+    };
+    let mut buf = Vec::new();
+    resp.into_reader()
+        .take(MAX_BODY + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| ToolError::Failed(format!("reading the response: {e}")))?;
+    let cut = buf.len() as u64 > MAX_BODY;
+    buf.truncate(MAX_BODY as usize);
+    Ok((status, buf, cut))
+}
+
 impl Tool for HttpRequest {
     fn spec(&self) -> &ToolSpec {
         &self.spec
@@ -115,24 +140,7 @@ impl Tool for HttpRequest {
             let url = self.check(&url)?;
             let timeout = self.timeout;
             blocking(move |_| {
-                let agent = ureq::AgentBuilder::new().timeout(timeout).redirects(0).build();
-                let req = agent.request_url(&method, &url);
-                let resp = match body {
-                    Some(b) => req.send_string(&b),
-                    None => req.call(),
-                };
-                let (status, resp) = match resp {
-                    Ok(r) => (r.status(), r),
-                    Err(ureq::Error::Status(code, r)) => (code, r),
-                    Err(e) => return Err(ToolError::Failed(format!("request failed: {e}"))),
-                };
-                let mut buf = Vec::new();
-                resp.into_reader()
-                    .take(MAX_BODY + 1)
-                    .read_to_end(&mut buf)
-                    .map_err(|e| ToolError::Failed(format!("reading the response: {e}")))?;
-                let cut = buf.len() as u64 > MAX_BODY;
-                buf.truncate(MAX_BODY as usize);
+                let (status, buf, cut) = fetch(&url, &method, body.as_deref(), timeout)?;
                 let mut text = format!("HTTP {status}\n{}", String::from_utf8_lossy(&buf));
                 if cut {
                     text.push_str(&format!("\n[body cut at {MAX_BODY} bytes]"));

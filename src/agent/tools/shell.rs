@@ -111,44 +111,52 @@ impl Tool for Shell {
             for a in &args {
                 self.check_arg(a)?;
             }
-            // `kill_on_drop`: when the registry's timeout drops this future, the child dies.
-            let mut child = tokio::process::Command::new(&command)
-                .args(&args)
-                .current_dir(self.ws.root())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|e| ToolError::Failed(format!("cannot run `{command}`: {e}")))?;
-            let (stdout, stderr) =
-                tokio::join!(read_capped(child.stdout.take(), MAX_OUTPUT), read_capped(child.stderr.take(), MAX_OUTPUT));
-            let cut = stdout.len() > MAX_OUTPUT || stderr.len() > MAX_OUTPUT;
-            if cut {
-                // It has said more than will be shown; it is not waited for any longer.
-                let _ = child.start_kill();
-            }
-            let status = child
-                .wait()
-                .await
-                .map_err(|e| ToolError::Failed(format!("waiting for `{command}`: {e}")))?;
-            let keep = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(MAX_OUTPUT)]).into_owned();
-            let mut text = keep(&stdout);
-            if !stderr.is_empty() {
-                text.push_str(&keep(&stderr));
-            }
-            if cut {
-                text.push_str(&format!("\n[output cut at {MAX_OUTPUT} bytes; the command was stopped]"));
-                return Ok(text);
-            }
-            match status.code() {
-                Some(0) => Ok(if text.trim().is_empty() { "(no output)".into() } else { text.trim_end().to_string() }),
-                code => Err(ToolError::Failed(format!(
-                    "`{command}` exited with {}: {}",
-                    code.map_or("a signal".into(), |c| format!("status {c}")),
-                    text.trim_end()
-                ))),
-            }
+            run_program(&command, &args, self.ws.root()).await
         })
+    }
+}
+
+/// Runs `program` with `args` in `cwd`, no shell, and returns what it printed (stdout, then
+/// stderr), at most [`MAX_OUTPUT`] bytes of each; a non-zero exit is an error carrying the
+/// output. The child dies when this future is dropped (the registry's timeout). Also the
+/// engine of the command tools defined in a tools file.
+pub(super) async fn run_program(program: &str, args: &[String], cwd: &std::path::Path) -> Result<String, ToolError> {
+    // `kill_on_drop`: when the registry's timeout drops this future, the child dies.
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| ToolError::Failed(format!("cannot run `{program}`: {e}")))?;
+    let (stdout, stderr) =
+        tokio::join!(read_capped(child.stdout.take(), MAX_OUTPUT), read_capped(child.stderr.take(), MAX_OUTPUT));
+    let cut = stdout.len() > MAX_OUTPUT || stderr.len() > MAX_OUTPUT;
+    if cut {
+        // It has said more than will be shown; it is not waited for any longer.
+        let _ = child.start_kill();
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| ToolError::Failed(format!("waiting for `{program}`: {e}")))?;
+    let keep = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(MAX_OUTPUT)]).into_owned();
+    let mut text = keep(&stdout);
+    if !stderr.is_empty() {
+        text.push_str(&keep(&stderr));
+    }
+    if cut {
+        text.push_str(&format!("\n[output cut at {MAX_OUTPUT} bytes; the command was stopped]"));
+        return Ok(text);
+    }
+    match status.code() {
+        Some(0) => Ok(if text.trim().is_empty() { "(no output)".into() } else { text.trim_end().to_string() }),
+        code => Err(ToolError::Failed(format!(
+            "`{program}` exited with {}: {}",
+            code.map_or("a signal".into(), |c| format!("status {c}")),
+            text.trim_end()
+        ))),
     }
 }

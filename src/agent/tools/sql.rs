@@ -383,7 +383,7 @@ impl Tool for SqlQuery {
         let write = self.allow_write;
         Box::pin(async move {
             let query = str_field(&input, "query")?.to_string();
-            blocking(move |cancel| run(&path, write, &query, cancel)).await
+            blocking(move |cancel| run(&path, write, &query, &[], cancel)).await
         })
     }
 }
@@ -405,19 +405,28 @@ fn confine(conn: &Connection, cancel: &Cancel) {
     conn.progress_handler(PROGRESS_STEPS, Some(move || cancel.is_cancelled()));
 }
 
-fn run(path: &Path, write: bool, query: &str, cancel: &Cancel) -> Result<String, ToolError> {
+/// Runs `query` on the database at `path`, with `params` bound by name (`:name`), and
+/// prints its rows one per line. Also the engine of the SQL tools defined in a tools file.
+pub(super) fn run(
+    path: &Path,
+    write: bool,
+    query: &str,
+    params: &[(String, rusqlite::types::Value)],
+    cancel: &Cancel,
+) -> Result<String, ToolError> {
     let conn = open(path, write).map_err(|e| ToolError::Failed(format!("cannot open the database: {e}")))?;
     confine(&conn, cancel);
     let mut stmt = conn.prepare(query).map_err(|e| sql_error(e, write))?;
     if !write && !stmt.readonly() {
         return Err(ToolError::Refused("the database is read-only; this query would change it".into()));
     }
+    let named: Vec<(&str, &dyn rusqlite::ToSql)> = params.iter().map(|(k, v)| (k.as_str(), v as &dyn rusqlite::ToSql)).collect();
     let cols: Vec<String> = stmt.column_names().into_iter().map(str::to_string).collect();
     if cols.is_empty() {
-        let n = stmt.execute([]).map_err(|e| sql_error(e, write))?;
+        let n = stmt.execute(named.as_slice()).map_err(|e| sql_error(e, write))?;
         return Ok(format!("ok, {n} row(s) changed"));
     }
-    let mut rows = stmt.query([]).map_err(|e| sql_error(e, write))?;
+    let mut rows = stmt.query(named.as_slice()).map_err(|e| sql_error(e, write))?;
     // One line per row, each value with its column name (`city: Berlin`), so that any line
     // quoted as an answer says what it is.
     let mut out = String::new();
