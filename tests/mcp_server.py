@@ -4,7 +4,8 @@
 Standard library only: newline-delimited JSON-RPC 2.0 on stdin/stdout. Besides two honest
 tools (`add`, `echo`) it has one for each way a server can misbehave: `fail` answers an
 error result, `crash` exits mid-call, `hang` never answers, `huge` answers 5 MB of text and
-`bytes` writes a line that is not UTF-8.
+`bytes` writes a line that is not UTF-8;
+`odd` has an input schema the grammar compiler refuses.
 """
 
 import json
@@ -51,6 +52,15 @@ TOOLS = [
         "inputSchema": {"type": "object", "properties": {}},
     },
     {
+        "name": "odd",
+        "description": "Has an input schema no grammar can hold (a look-behind pattern).",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"x": {"type": "string", "pattern": "(?<=a)b"}},
+            "required": ["x"],
+        },
+    },
+    {
         "name": "bytes",
         "description": "Answers with a line that is not UTF-8.",
         "inputSchema": {"type": "object", "properties": {}},
@@ -89,6 +99,8 @@ def call(request_id, name, args):
             time.sleep(3600)
     elif name == "huge":
         text_result(request_id, "x" * (5 * 1024 * 1024))
+    elif name == "odd":
+        text_result(request_id, args.get("x", ""))
     elif name == "bytes":
         sys.stdout.buffer.write(b'{"jsonrpc": "2.0", "id": ' + json.dumps(request_id).encode()
                                 + b', "result": {"content": [{"type": "text", "text": "\xff\xfe bad"}]}}\n')

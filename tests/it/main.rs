@@ -13,6 +13,8 @@ mod fidelity;
 mod fixture;
 mod grammar;
 mod hardening;
+mod mcp;
 mod runtime;
 mod session;
 mod stock_llama;
+mod tools_file;

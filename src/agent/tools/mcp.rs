@@ -150,7 +150,7 @@ impl McpServer {
         if let Some(mut service) = self.service.take() {
             // The close runs the transport's own shutdown (close stdin, wait, signal); it is
             // cut short here, and the kill below ends what is left.
-            let _ = service.close_with_timeout(SHUTDOWN_GRACE).await;
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, service.close()).await;
         }
         self.kill();
     }
