@@ -17,4 +17,3 @@ mod mcp;
 mod runtime;
 mod session;
 mod stock_llama;
-mod tools_file;
