@@ -1,10 +1,11 @@
-//! Tool flags shared by `plan`, `run`, `eval` and `tools`, and the registry they build.
+//! Tool flags shared by `plan`, `run`, `eval` and `tools`, and the registry they build:
+//! the built-in tools, then those of `--tools` files, then those of MCP servers.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use pae_local::agent::tools::{BuiltinTools, Human, Registry};
+use pae_local::agent::tools::{BuiltinTools, Human, Registry, ToolsFile};
 
 use super::mcp::McpServers;
 
@@ -43,17 +44,30 @@ pub struct ToolArgs {
     /// already taken gets the server's name as a prefix.
     #[arg(long = "mcp", value_name = "'CMD ARGS…'")]
     pub mcp: Vec<String>,
+    /// Tools file (TOML): SQL, HTTP and command tools defined without Rust, and MCP servers
+    /// to start (repeatable; see the README's "Tools from a file").
+    #[arg(long = "tools", value_name = "FILE")]
+    pub tools: Vec<PathBuf>,
 }
 
 impl ToolArgs {
     /// Starts the `--mcp` servers; they live, and their tools can be called, until the value
     /// is dropped.
     pub fn mcp_servers(&self) -> anyhow::Result<McpServers> {
-        McpServers::start(&self.mcp)
+        let mut commands = self.mcp.clone();
+        for (_, file) in self.tools_files()? {
+            commands.extend(file.mcp_servers);
+        }
+        McpServers::start(&commands)
     }
 
-    /// The registry these flags ask for, with the tools of `mcp` (started from the same
-    /// flags) after the built-in ones; `human` answers `ask_human` when `--human` is given
+    /// The `--tools` files, read and checked, each with its path.
+    fn tools_files(&self) -> anyhow::Result<Vec<(PathBuf, ToolsFile)>> {
+        self.tools.iter().map(|path| Ok((path.clone(), ToolsFile::load(path)?))).collect()
+    }
+
+    /// The registry these flags ask for: the built-in tools, those the `--tools` files define,
+    /// then the tools of `mcp` (started from the same flags); `human` answers `ask_human` when `--human` is given
     /// (without one, the flags are only checked).
     pub fn registry(&self, human: Option<Arc<dyn Human>>, mcp: &McpServers) -> anyhow::Result<Registry> {
         let timeout = super::run::seconds("--tool-timeout", self.tool_timeout)?;
@@ -69,6 +83,13 @@ impl ToolArgs {
             human_timeout,
             timeout,
         })?;
+        for (path, file) in self.tools_files()? {
+            let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            for tool in file.tools(base, timeout).map_err(|e| anyhow::anyhow!("`{}`: {e}", path.display()))? {
+                let name = tool.spec().name.clone();
+                registry.add(tool).map_err(|e| anyhow::anyhow!("`{}`: tool `{name}`: {e}", path.display()))?;
+            }
+        }
         mcp.add_tools(&mut registry);
         Ok(registry)
     }

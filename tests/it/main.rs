@@ -17,3 +17,4 @@ mod mcp;
 mod runtime;
 mod session;
 mod stock_llama;
+mod tools_file;
