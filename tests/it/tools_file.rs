@@ -26,11 +26,12 @@ query = "SELECT item, total FROM orders WHERE customer = :name ORDER BY item"
 params.name = { type = "string", description = "the customer's name" }
 
 [[tools]]
-name = "shout"
+name = "say"
 kind = "command"
-description = "Repeats a word in capitals."
-program = "tr"
-args = ["a-z", "A-Z"]
+description = "Says a phrase back."
+program = "echo"
+args = ["said:", "{phrase}"]
+params.phrase = { type = "string" }
 "#,
     )
     .unwrap();
@@ -78,6 +79,27 @@ fn a_run_calls_a_file_defined_sql_tool() {
     let action = &report["steps"][0]["attempts"][0]["actions"][0];
     assert_eq!(action["tool"], "orders_of");
     assert_eq!(action["observation"], "item: chair, total: 40\nitem: lamp, total: 12.5");
+}
+
+#[test]
+fn a_run_calls_a_file_defined_command_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let replay = dir.path().join("replay.jsonl");
+    let calls = [
+        ("plan", "1. say hello; rm -rf / (tool: say)\n"),
+        ("execute", "Thought: I will say it\nAction: say\nAction Input: {\"phrase\": \"hello; rm -rf / $(id)\"}\n"),
+        ("execute", "Thought: The observation has the result.\nFinal Answer: said: hello; rm -rf / $(id)"),
+    ];
+    let lines: String =
+        calls.iter().map(|(p, o)| serde_json::json!({"event": "llm_call", "purpose": p, "output": o}).to_string() + "\n").collect();
+    std::fs::write(&replay, lines).unwrap();
+    let out = pae(&["run", "--replay", "replay.jsonl", "--tools", "tools.toml", "--workspace", ".", "--json", "Say hello; rm -rf /"], dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let action = &report["steps"][0]["attempts"][0]["actions"][0];
+    assert_eq!(action["tool"], "say");
+    assert_eq!(action["observation"], "said: hello; rm -rf / $(id)", "one argument, no shell");
 }
 
 #[test]
