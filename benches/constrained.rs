@@ -64,19 +64,16 @@ fn options() -> Options {
     o
 }
 
-/// A workspace and SQLite file like a user's, for realistic tool schemas.
+/// The tools of a run over the public evaluation set's workspace and database (`evals/`):
+/// the schemas a user's run would constrain to. The database is built from its SQL text in
+/// `dir`; the workspace is read where it is.
 fn tools(dir: &Path) -> Vec<ToolSpec> {
-    std::fs::write(dir.join("notes.txt"), "Buy milk\nCall Alice\n").unwrap();
-    std::fs::write(dir.join("config.ini"), "[server]\nport = 8080\n").unwrap();
+    let evals = Path::new(env!("CARGO_MANIFEST_DIR")).join("evals");
     let db = dir.join("shop.db");
-    let c = rusqlite::Connection::open(&db).unwrap();
-    c.execute_batch(
-        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT, city TEXT, age INTEGER);
-         INSERT INTO users VALUES (1,'Alice','Paris',34),(2,'Bob','Berlin',28),(3,'Carol','Paris',45);",
-    )
-    .unwrap();
+    let sql = std::fs::read_to_string(evals.join("shop.sql")).unwrap();
+    rusqlite::Connection::open(&db).unwrap().execute_batch(&sql).unwrap();
     let tools = BuiltinTools {
-        workspace: Some(dir.to_path_buf()),
+        workspace: Some(evals.join("workspace")),
         sqlite: Some(db),
         timeout: Duration::from_secs(10),
         ..BuiltinTools::default()
