@@ -103,6 +103,19 @@ fn a_run_calls_a_file_defined_command_tool() {
 }
 
 #[test]
+fn a_tools_file_starts_its_mcp_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_server.py");
+    let text = format!("mcp_servers = [{:?}]\n", format!("python3 '{}'", server.display()));
+    std::fs::write(dir.path().join("servers.toml"), text).unwrap();
+    let out = pae(&["tools", "--json", "--tools", "servers.toml", "--workspace", "."], dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let add = list.as_array().unwrap().iter().find(|t| t["name"] == "add").expect("the server's add tool is listed");
+    assert_eq!(add["input_schema"]["type"], "object");
+}
+
+#[test]
 fn bad_tools_files_are_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
