@@ -90,3 +90,13 @@ pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     std::fs::write(&p, bytes).expect("write");
     p
 }
+
+/// A replay file (`pae-local run --replay FILE`) at `dir/name`: one `llm_call` event per
+/// `(purpose, output)` model call, in order, so a run's models are scripted.
+pub fn replay_file(dir: &Path, name: &str, calls: &[(&str, &str)]) -> PathBuf {
+    let text: String = calls
+        .iter()
+        .map(|(purpose, output)| serde_json::json!({"event": "llm_call", "purpose": purpose, "output": output}).to_string() + "\n")
+        .collect();
+    write(dir, name, text.as_bytes())
+}

@@ -16,12 +16,7 @@ fn console(calls: &[(&str, &str)], files: &[(&str, &str)], args: &[&str]) -> Str
     for (name, text) in files {
         std::fs::write(workspace.join(name), text).unwrap();
     }
-    let replay = dir.path().join("replay.jsonl");
-    let lines: String = calls
-        .iter()
-        .map(|(purpose, output)| serde_json::json!({"event": "llm_call", "purpose": purpose, "output": output}).to_string() + "\n")
-        .collect();
-    std::fs::write(&replay, lines).unwrap();
+    let replay = crate::common::replay_file(dir.path(), "replay.jsonl", calls);
     let out = Command::new(env!("CARGO_BIN_EXE_pae-local"))
         .args(&args[..1])
         .arg("--replay")

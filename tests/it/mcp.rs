@@ -60,12 +60,7 @@ fn pae_local(args: &[&str], deadline: Duration) -> (i32, String, String) {
 /// (`(purpose, output)` in order), `--json` for the report.
 fn run(calls: &[(&str, &str)], objective: &str, extra: &[&str]) -> (i32, Value, String) {
     let dir = tempfile::tempdir().unwrap();
-    let replay = dir.path().join("replay.jsonl");
-    let lines: String = calls
-        .iter()
-        .map(|(purpose, output)| json!({"event": "llm_call", "purpose": purpose, "output": output}).to_string() + "\n")
-        .collect();
-    std::fs::write(&replay, lines).unwrap();
+    let replay = crate::common::replay_file(dir.path(), "replay.jsonl", calls);
     let (replay, workspace, mcp) = (replay.to_string_lossy().into_owned(), dir.path().to_string_lossy().into_owned(), mcp_flag());
     let mut args = vec!["run", "--json", "--replay", &replay, "--workspace", &workspace, "--mcp", &mcp];
     args.extend_from_slice(extra);

@@ -11,15 +11,7 @@ use rexpect::session::{spawn_command, PtySession};
 
 /// A replay file of `(purpose, output)` model calls, in order.
 fn replay(dir: &Path, name: &str, calls: &[(&str, &str)]) -> PathBuf {
-    let path = dir.join(name);
-    let text: String = calls
-        .iter()
-        .map(|(purpose, output)| {
-            serde_json::json!({"event": "llm_call", "purpose": purpose, "output": output}).to_string() + "\n"
-        })
-        .collect();
-    std::fs::write(&path, text).unwrap();
-    path
+    crate::common::replay_file(dir, name, calls)
 }
 
 /// `pae-local run --replay FILE ARGS` on a pseudo-terminal, its history under `dir`.

@@ -60,15 +60,12 @@ fn file_tools_are_listed_with_their_schemas() {
 fn a_run_calls_a_file_defined_sql_tool() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
-    let replay = dir.path().join("replay.jsonl");
     let calls = [
         ("plan", "1. list the orders of Ann (tool: orders_of)\n"),
         ("execute", "Thought: I will look them up\nAction: orders_of\nAction Input: {\"name\": \"Ann\"}\n"),
         ("execute", "Thought: The observation has the result.\nFinal Answer: item: lamp, total: 12.5"),
     ];
-    let lines: String =
-        calls.iter().map(|(p, o)| serde_json::json!({"event": "llm_call", "purpose": p, "output": o}).to_string() + "\n").collect();
-    std::fs::write(&replay, lines).unwrap();
+    crate::common::replay_file(dir.path(), "replay.jsonl", &calls);
     let out = pae(
         &["run", "--replay", "replay.jsonl", "--tools", "tools.toml", "--workspace", ".", "--json", "List the orders of Ann."],
         dir.path(),
@@ -85,15 +82,12 @@ fn a_run_calls_a_file_defined_sql_tool() {
 fn a_run_calls_a_file_defined_command_tool() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
-    let replay = dir.path().join("replay.jsonl");
     let calls = [
         ("plan", "1. say hello; rm -rf / (tool: say)\n"),
         ("execute", "Thought: I will say it\nAction: say\nAction Input: {\"phrase\": \"hello; rm -rf / $(id)\"}\n"),
         ("execute", "Thought: The observation has the result.\nFinal Answer: said: hello; rm -rf / $(id)"),
     ];
-    let lines: String =
-        calls.iter().map(|(p, o)| serde_json::json!({"event": "llm_call", "purpose": p, "output": o}).to_string() + "\n").collect();
-    std::fs::write(&replay, lines).unwrap();
+    crate::common::replay_file(dir.path(), "replay.jsonl", &calls);
     let out = pae(&["run", "--replay", "replay.jsonl", "--tools", "tools.toml", "--workspace", ".", "--json", "Say hello; rm -rf /"], dir.path());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
