@@ -258,18 +258,7 @@ mod tests {
     /// A byte-level BPE vocabulary with no merges, so that token `b` is byte `b`, plus an
     /// end token (256): enough to walk any text through a grammar byte by byte.
     fn factory() -> GrammarFactory {
-        let mut n = 0u32;
-        let mut tokens: Vec<String> = (0..=255u8)
-            .map(|b| {
-                let printable = (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
-                if printable {
-                    (b as char).to_string()
-                } else {
-                    n += 1;
-                    char::from_u32(255 + n).unwrap().to_string()
-                }
-            })
-            .collect();
+        let mut tokens: Vec<String> = crate::model::tokenizer::byte_level_chars().iter().map(char::to_string).collect();
         tokens.push("<|end|>".into());
         let mut types = vec![1i32; 256];
         types.push(3);

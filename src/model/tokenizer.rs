@@ -108,8 +108,10 @@ fn pre_tokenizer_regexes(pre: &str) -> Result<(&'static [&'static str], bool), E
     })
 }
 
-/// GPT-2's byte ↔ printable-character table used by byte-level BPE vocabularies.
-fn byte_level_chars() -> [char; 256] {
+/// GPT-2's byte ↔ printable-character table used by byte-level BPE vocabularies: entry `b`
+/// is the character a vocabulary writes for byte `b`. Public for programs (and tests) that
+/// write such vocabularies.
+pub fn byte_level_chars() -> [char; 256] {
     let mut table = ['\0'; 256];
     let mut n = 0u32;
     for b in 0..=255u8 {

@@ -51,18 +51,7 @@ pub const CHATML: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.
 
 /// GPT-2 byte-level characters for bytes 0..=255.
 fn byte_chars() -> Vec<String> {
-    let mut n = 0u32;
-    (0..=255u8)
-        .map(|b| {
-            let printable = (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
-            if printable {
-                (b as char).to_string()
-            } else {
-                n += 1;
-                char::from_u32(255 + n).unwrap().to_string()
-            }
-        })
-        .collect()
+    pae_local::model::tokenizer::byte_level_chars().iter().map(char::to_string).collect()
 }
 
 /// A byte-level BPE vocabulary: 256 bytes, a few merges, ChatML specials.
