@@ -86,7 +86,7 @@ pub struct SummaryRow {
     pub answered: usize,
     /// Runs cut short by a budget.
     pub budget_exhausted: usize,
-    /// Runs that ended `error` or `rejected`.
+    /// Runs that ended `error`, `rejected` or `interrupted`.
     pub other: usize,
     /// Mean steps executed per task.
     pub mean_steps: f64,
