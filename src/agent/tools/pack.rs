@@ -6,7 +6,7 @@
 //! parameters cannot widen what the tool does: the query is fixed and read-only (parameters
 //! are bound, never spliced in); the URL's scheme, host and port are fixed and parameters are
 //! percent-encoded into its path or query; the program is fixed, runs without a shell, and a
-//! parameter is always one whole argument.
+//! parameter is always one whole argument, never one that begins with `-` (an option).
 //!
 //! The file is TOML (see the README's "Tools from a file"):
 //!
@@ -360,14 +360,21 @@ impl Tool for FileTool {
                     .await
                 }
                 Run::Command { program, args, cwd, .. } => {
-                    let args: Vec<String> = args
-                        .iter()
-                        .map(|a| match placeholders(a).first() {
-                            Some(p) => values.get(p).map(text_of).unwrap_or_default(),
-                            None => a.clone(),
-                        })
-                        .collect();
-                    super::shell::run_program(program, &args, cwd).await
+                    let mut filled = Vec::with_capacity(args.len());
+                    for a in args {
+                        let Some(p) = placeholders(a).into_iter().next() else {
+                            filled.push(a.clone());
+                            continue;
+                        };
+                        let value = values.get(&p).cloned().unwrap_or(Value::Null);
+                        // A text that begins with `-` would reach the program as an option
+                        // (`--files0-from=/etc/passwd`), not as the data it stands for.
+                        if value.as_str().is_some_and(|v| v.starts_with('-')) {
+                            return Err(ToolError::Refused(format!("`{p}` may not begin with `-`: the program would read it as an option")));
+                        }
+                        filled.push(text_of(&value));
+                    }
+                    super::shell::run_program(program, &filled, cwd).await
                 }
             }
         })
@@ -463,6 +470,8 @@ mod tests {
         let tools = f.tools(Path::new("."), Duration::from_secs(5)).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         assert_eq!(rt.block_on(tools[0].call(json!({"what": "a b; rm -rf / $(x)"}))).unwrap(), "a b; rm -rf / $(x)", "no shell");
+        let refused = rt.block_on(tools[0].call(json!({"what": "--help"}))).unwrap_err();
+        assert!(matches!(refused, ToolError::Refused(ref why) if why.contains("option")), "{refused:?}");
     }
 
     #[test]
