@@ -89,7 +89,18 @@ impl McpServer {
             .await
             .map_err(|_| fail(format!("no answer to the handshake within {startup:?}")))??;
         server.service = Some(service);
-        server.tools = tools;
+        // Checked once here, not each time a registry is built (once per task in `eval`):
+        // compiling a schema is the costly part, and one warning per odd tool is enough.
+        server.tools = tools
+            .into_iter()
+            .filter(|tool| match Grammar::json_schema(Value::Object((*tool.input_schema).clone())).check() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(server = %name, tool = %tool.name, "skipping the MCP tool: its input schema cannot be made a grammar: {e}");
+                    false
+                }
+            })
+            .collect();
         Ok(server)
     }
 
@@ -106,8 +117,8 @@ impl McpServer {
     /// Adds the server's tools to `registry` and returns the names they got there. A name
     /// already taken is prefixed with `servername_`; characters a tool name may not hold
     /// become `_` (the server is still called by its own name). A tool whose input schema the
-    /// registry or the grammar compiler refuses is left out with a warning: one odd tool
-    /// should not keep a server's others from a run.
+    /// registry refuses is left out with a warning (one the grammar compiler refuses was left
+    /// out at start): one odd tool should not keep a server's others from a run.
     pub fn add_tools(&self, registry: &mut Registry) -> Vec<String> {
         let Some(service) = &self.service else {
             return Vec::new();
@@ -119,10 +130,6 @@ impl McpServer {
                 local = format!("{}_{local}", sanitize(&self.name));
             }
             let schema = Value::Object((*tool.input_schema).clone());
-            if let Err(e) = Grammar::json_schema(schema.clone()).check() {
-                tracing::warn!(server = %self.name, tool = %tool.name, "skipping the MCP tool: its input schema cannot be made a grammar: {e}");
-                continue;
-            }
             let description = tool
                 .description
                 .as_deref()
