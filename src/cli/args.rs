@@ -7,7 +7,8 @@ use pae_local::model::DeviceChoice;
 /// Which model, where, and with what context.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Model: a GGUF path, a name from models/manifest.json, or hf:OWNER/REPO/FILE.gguf
+    /// Model: a GGUF path, a name from models/manifest.json, hf:OWNER/REPO/FILE.gguf, or
+    /// synthetic:ARCH:SIZE:QUANT[:SEED] (random weights, a real model's shapes)
     /// [default: the manifest's default model]
     #[arg(long, short = 'm', global = true, value_name = "MODEL")]
     pub model: Option<String>,

@@ -5,10 +5,11 @@ use std::time::Instant;
 
 use candle_core::{Device, DeviceLocation};
 use clap::Args;
+use pae_local::model::agreement::{self, Agreement};
 use pae_local::model::{Logits, Model};
 
 use super::args::ModelArgs;
-use super::load::load_model;
+use super::load::{load_model, SYNTHETIC};
 use super::printer;
 
 #[derive(Debug, Args)]
@@ -30,6 +31,14 @@ pub struct BenchArgs {
     /// Print one JSON array (llama-bench's `-o json` fields where they apply).
     #[arg(long)]
     json: bool,
+    /// Also benchmark a random-weight model with a real model's shapes, made in memory:
+    /// ARCH:SIZE:QUANT[:SEED], for example qwen2:7b:q4_k or qwen3:0.6b:q4_k (repeatable).
+    #[arg(long, value_name = "ARCH:SIZE:QUANT")]
+    synthetic: Vec<String>,
+    /// Also run each model's weights on the CPU and compare the logits of N teacher-forced
+    /// tokens with those on --device; fails when they disagree beyond the stated tolerance.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "64")]
+    vs_cpu: Option<usize>,
 }
 
 /// One test of one model: its tokens/s over the timed repetitions.
@@ -43,6 +52,13 @@ struct Measurement {
     n_prompt: usize,
     n_gen: usize,
     samples: Vec<f64>,
+}
+
+/// One model's logits on its device against the same weights on the CPU.
+struct VsCpu {
+    model: String,
+    device: String,
+    agreement: Agreement,
 }
 
 impl Measurement {
@@ -139,16 +155,23 @@ fn tests(args: &BenchArgs) -> Vec<Test> {
     tests
 }
 
+/// The models to measure: those named, then the synthetic ones; the default model when
+/// neither is given.
+fn model_specs(margs: &ModelArgs, args: &BenchArgs) -> Vec<Option<String>> {
+    let mut specs: Vec<Option<String>> = args.models.iter().cloned().map(Some).collect();
+    specs.extend(args.synthetic.iter().map(|s| Some(format!("{SYNTHETIC}{s}"))));
+    if specs.is_empty() {
+        specs.push(margs.model.clone());
+    }
+    specs
+}
+
 /// Loads each model in turn and measures every test on it; with `progress`, each result goes
 /// to stderr as soon as it is known, since a whole run can take minutes.
-fn measure_all(margs: &ModelArgs, args: &BenchArgs, progress: bool) -> anyhow::Result<Vec<Measurement>> {
-    let specs: Vec<Option<String>> = if args.models.is_empty() {
-        vec![margs.model.clone()]
-    } else {
-        args.models.iter().cloned().map(Some).collect()
-    };
+fn measure_all(margs: &ModelArgs, args: &BenchArgs, progress: bool) -> anyhow::Result<(Vec<Measurement>, Vec<VsCpu>)> {
     let mut results = Vec::new();
-    for spec in &specs {
+    let mut checks = Vec::new();
+    for spec in model_specs(margs, args) {
         let model = load_model(margs, spec.as_deref())?;
         for test in tests(args) {
             let r = measure(&model, test, args)?;
@@ -157,8 +180,58 @@ fn measure_all(margs: &ModelArgs, args: &BenchArgs, progress: bool) -> anyhow::R
             }
             results.push(r);
         }
+        if let Some(n) = args.vs_cpu {
+            let check = compare_with_cpu(margs, spec.as_deref(), &model, n)?;
+            if progress {
+                eprintln!("{} logits vs cpu: {}", check.model, describe(&check.agreement));
+            }
+            checks.push(check);
+        }
     }
-    Ok(results)
+    Ok((results, checks))
+}
+
+/// Loads `spec` again on the CPU and compares the logits of `n` teacher-forced tokens.
+fn compare_with_cpu(margs: &ModelArgs, spec: Option<&str>, model: &Model, n: usize) -> anyhow::Result<VsCpu> {
+    anyhow::ensure!(n > 0, "--vs-cpu needs at least one token");
+    let on_cpu = ModelArgs {
+        device: pae_local::model::DeviceChoice::Cpu,
+        ..margs.clone()
+    };
+    let cpu = load_model(&on_cpu, spec)?;
+    let ids = prompt_ids(model, n.min(model.context_length()));
+    let reference = agreement::teacher_forced(&cpu, &ids)?;
+    let other = agreement::teacher_forced(model, &ids)?;
+    Ok(VsCpu {
+        model: model_name(model),
+        device: device_label(model.device()),
+        agreement: Agreement::compare(&reference, &other, model.logits_width()),
+    })
+}
+
+/// One line for a person: the differences and the verdict.
+fn describe(a: &Agreement) -> String {
+    format!(
+        "max |Δ| {:.4} ({:.2}% of σ {:.3}), mean |Δ| {:.5}; top-1 same at {}/{} positions, {}/{} clear ones: {}",
+        a.max_abs_diff,
+        100.0 * a.max_relative_diff,
+        a.reference_std,
+        a.mean_abs_diff,
+        a.top1_same,
+        a.positions,
+        a.clear_top1_same,
+        a.clear_positions,
+        if a.acceptable() { "agree" } else { "DISAGREE" }
+    )
+}
+
+/// The name a model goes by in results: its file name, or `synthetic:SPEC`.
+fn model_name(model: &Model) -> String {
+    model
+        .path()
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Runs one test on `model`: one untimed warm-up, then the timed repetitions.
@@ -178,11 +251,7 @@ fn measure(model: &Model, test: Test, args: &BenchArgs) -> anyhow::Result<Measur
     }
     let info = model.info();
     Ok(Measurement {
-        model: model
-            .path()
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        model: model_name(model),
         device: device_label(model.device()),
         size: info.file_size,
         params: info.n_params,
@@ -195,12 +264,13 @@ fn measure(model: &Model, test: Test, args: &BenchArgs) -> anyhow::Result<Measur
 
 /// Prints the results as llama-bench's `-o json` does (the fields that apply), so scripts
 /// written for it can read ours.
-fn print_json(results: &[Measurement], threads: usize, batch: usize) -> anyhow::Result<()> {
-    let rows: Vec<serde_json::Value> = results
+fn print_json(results: &[Measurement], checks: &[VsCpu], threads: usize, batch: usize) -> anyhow::Result<()> {
+    let mut rows: Vec<serde_json::Value> = results
         .iter()
         .map(|r| {
             serde_json::json!({
                 "model_filename": r.model,
+                "device": r.device,
                 "model_size": r.size,
                 "model_n_params": r.params,
                 "n_threads": threads,
@@ -213,6 +283,16 @@ fn print_json(results: &[Measurement], threads: usize, batch: usize) -> anyhow::
             })
         })
         .collect();
+    // Agreement rows carry no timing fields, so scripts reading llama-bench rows skip them.
+    rows.extend(checks.iter().map(|c| {
+        serde_json::json!({
+            "model_filename": c.model,
+            "device": c.device,
+            "test": "logits_vs_cpu",
+            "agree": c.agreement.acceptable(),
+            "agreement": c.agreement,
+        })
+    }));
     printer::line(&serde_json::to_string_pretty(&rows)?)?;
     Ok(())
 }
@@ -241,10 +321,21 @@ pub fn run(margs: &ModelArgs, args: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.repetitions > 0, "--repetitions must be at least 1");
     // Before any model loads: the pools read the count when they start.
     let threads = pae_local::model::threads::configure(margs.threads);
-    let results = measure_all(margs, &args, !args.json && !margs.quiet)?;
+    let (results, checks) = measure_all(margs, &args, !args.json && !margs.quiet)?;
     if args.json {
-        print_json(&results, threads, args.batch)
+        print_json(&results, &checks, threads, args.batch)?;
     } else {
-        print_table(&results, threads)
+        print_table(&results, threads)?;
+        for c in &checks {
+            printer::line(&format!("{} on {} vs cpu: {}", c.model, c.device, describe(&c.agreement)))?;
+        }
     }
+    let disagree: Vec<&str> = checks.iter().filter(|c| !c.agreement.acceptable()).map(|c| c.model.as_str()).collect();
+    anyhow::ensure!(
+        disagree.is_empty(),
+        "logits on the device and on the CPU disagree beyond tolerance (max |Δ| ≤ {}·σ, the same clear top-1) for: {}",
+        agreement::MAX_RELATIVE_DIFF,
+        disagree.join(", ")
+    );
+    Ok(())
 }

@@ -4,11 +4,13 @@ use std::path::Path;
 
 use clap::Args;
 use pae_local::model::info::QuantShare;
+use pae_local::model::synthetic::{self, SyntheticSpec};
 use pae_local::model::{GgufHeader, ModelInfo, TemplateSource, Tokenizer};
 use pae_local::source;
 use serde::Serialize;
 
 use super::args::ModelArgs;
+use super::load::SYNTHETIC;
 use super::printer;
 
 #[derive(Debug, Args)]
@@ -81,8 +83,20 @@ impl ModelDescription {
     /// Reads the description from the file's header and tokenizer (no tensor data).
     fn read(path: &Path) -> anyhow::Result<Self> {
         let header = GgufHeader::read_path(path)?;
-        let info = ModelInfo::from_header(&header)?;
         let tok = Tokenizer::load(&header, path)?;
+        Self::describe(path.display().to_string(), header, tok)
+    }
+
+    /// A synthetic model's description: its header is made, not read, and its weights never are.
+    fn synthetic(spec: &str) -> anyhow::Result<Self> {
+        let spec: SyntheticSpec = spec.parse()?;
+        let header = synthetic::header(&spec);
+        let tok = Tokenizer::from_gguf(&header)?;
+        Self::describe(format!("{SYNTHETIC}{spec}"), header, tok)
+    }
+
+    fn describe(path: String, header: GgufHeader, tok: Tokenizer) -> anyhow::Result<Self> {
+        let info = ModelInfo::from_header(&header)?;
         let template = match header.str_opt("tokenizer.chat_template")? {
             Some(_) => TemplateSource::Gguf,
             None => TemplateSource::BuiltinPlain,
@@ -90,7 +104,7 @@ impl ModelDescription {
         let text = |id: u32| String::from_utf8_lossy(tok.token_bytes(id)).into_owned();
         let c = info.config;
         Ok(Self {
-            path: path.display().to_string(),
+            path,
             name: c.name,
             architecture: c.arch.as_str(),
             file_size: info.file_size,
@@ -199,8 +213,10 @@ impl ModelDescription {
 }
 
 pub fn run(margs: &ModelArgs, args: InfoArgs) -> anyhow::Result<()> {
-    let path = source::resolve(margs.model.as_deref())?;
-    let description = ModelDescription::read(&path)?;
+    let description = match margs.model.as_deref().and_then(|m| m.strip_prefix(SYNTHETIC)) {
+        Some(spec) => ModelDescription::synthetic(spec)?,
+        None => ModelDescription::read(&source::resolve(margs.model.as_deref())?)?,
+    };
     if args.json {
         printer::json(&serde_json::to_value(&description)?)?;
         return Ok(());

@@ -4,15 +4,34 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::Context;
+use pae_local::model::synthetic::SyntheticSpec;
 use pae_local::model::{LoadOptions, LoadProgress, Model};
 use pae_local::source;
 
 use super::args::ModelArgs;
 
+/// The prefix of a model spec that names a random-weight model with a real one's shapes
+/// (`synthetic:qwen2:7b:q4_k`), made in memory instead of read from a file.
+pub const SYNTHETIC: &str = "synthetic:";
+
 /// Resolves `spec` (or the default model) and loads it.
 pub fn load_model(args: &ModelArgs, spec: Option<&str>) -> anyhow::Result<Arc<Model>> {
-    let path = source::resolve(spec.or(args.model.as_deref()))?;
+    let spec = spec.or(args.model.as_deref());
     let device = args.device.open()?;
+    if let Some(synthetic) = spec.and_then(|s| s.strip_prefix(SYNTHETIC)) {
+        let parsed: SyntheticSpec = synthetic.parse()?;
+        let model = Model::synthetic(
+            &parsed,
+            LoadOptions {
+                device,
+                context: args.ctx,
+                progress: None,
+            },
+        )
+        .with_context(|| format!("making the synthetic model `{parsed}`"))?;
+        return Ok(Arc::new(model));
+    }
+    let path = source::resolve(spec)?;
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(

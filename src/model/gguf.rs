@@ -123,8 +123,7 @@ impl Strings {
         (0..self.len()).filter_map(|i| self.get(i))
     }
 
-    /// Strings from a list, for unit tests that build metadata.
-    #[cfg(test)]
+    /// Strings from a list, for metadata built in memory (tests, synthetic models).
     pub(crate) fn from_strs<'a>(items: impl IntoIterator<Item = &'a str>) -> Self {
         let mut out = Self::default();
         for s in items {
@@ -407,14 +406,21 @@ impl GgufHeader {
     /// A header holding `metadata` and no tensors, for unit tests of what reads metadata.
     #[cfg(test)]
     pub(crate) fn from_metadata(metadata: Vec<(String, Value)>) -> Self {
+        Self::from_parts(metadata, Vec::new(), 0)
+    }
+
+    /// A header built in memory (synthetic models), not read from a file: tensor offsets are
+    /// relative to a data buffer of `data_size` bytes.
+    pub(crate) fn from_parts(metadata: Vec<(String, Value)>, tensors: Vec<TensorInfo>, data_size: u64) -> Self {
         let index = metadata.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
+        let tensor_index = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         Self {
             version: 3,
             metadata,
             index,
-            tensors: Vec::new(),
-            tensor_index: HashMap::new(),
-            file_size: 0,
+            tensors,
+            tensor_index,
+            file_size: data_size,
         }
     }
 

@@ -5,8 +5,10 @@
 //! `chat_template` built from the same header.
 
 mod attention_cpu;
+pub mod agreement;
 pub mod chat_template;
 pub mod py_json;
+pub mod synthetic;
 pub mod config;
 mod cpu;
 pub mod gguf;
@@ -194,6 +196,14 @@ impl Default for LoadOptions<'_> {
     }
 }
 
+/// Where tensor data comes from.
+enum Source {
+    /// The mapped file at the model's path (with `tokenizer.json` beside it, if any).
+    File,
+    /// A map made in memory.
+    Memory(memmap2::Mmap),
+}
+
 /// A loaded model: weights, tokenizer and chat template. Immutable, so one instance can serve
 /// any number of sessions (each with its own [`KvCache`]).
 pub struct Model {
@@ -216,6 +226,19 @@ impl Model {
     /// Loads the GGUF file at `path`.
     pub fn load(path: &Path, opts: LoadOptions<'_>) -> Result<Self, Error> {
         let header = GgufHeader::read_path(path)?;
+        Self::assemble(path, header, Source::File, opts)
+    }
+
+    /// Makes the random-weight model `spec` describes, in memory (see [`synthetic`]); its
+    /// [`Self::path`] is `synthetic:SPEC`.
+    pub fn synthetic(spec: &synthetic::SyntheticSpec, opts: LoadOptions<'_>) -> Result<Self, Error> {
+        let (header, map) = synthetic::build(spec)?;
+        let path = PathBuf::from(format!("synthetic:{spec}"));
+        Self::assemble(&path, header, Source::Memory(map), opts)
+    }
+
+    /// Everything after the header: configuration, tokenizer, template, weights.
+    fn assemble(path: &Path, header: GgufHeader, source: Source, opts: LoadOptions<'_>) -> Result<Self, Error> {
         let info = ModelInfo::from_header(&header)?;
         let config = &info.config;
         let context = match opts.context {
@@ -229,7 +252,10 @@ impl Model {
             }
             Some(n) => n,
         };
-        let tokenizer = Tokenizer::load(&header, path)?;
+        let tokenizer = match source {
+            Source::File => Tokenizer::load(&header, path)?,
+            Source::Memory(_) => Tokenizer::from_gguf(&header)?,
+        };
         let template = load_template(&header, &tokenizer)?;
         let end_tokens = end_tokens(&header, &tokenizer, &template);
         let mut no_progress = |_: LoadProgress| {};
@@ -237,7 +263,10 @@ impl Model {
             Some(p) => p,
             None => &mut no_progress,
         };
-        let mut weights = weights::Weights::open(path, &header, &opts.device, progress)?;
+        let mut weights = match source {
+            Source::File => weights::Weights::open(path, &header, &opts.device, progress)?,
+            Source::Memory(map) => weights::Weights::from_map(&header, map, &opts.device, progress),
+        };
         let transformer = Transformer::load(config, &mut weights)?;
         if tokenizer.vocab_size() > transformer.logits_width() {
             return Err(Error::BadConfig(format!(

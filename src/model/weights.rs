@@ -56,15 +56,26 @@ impl<'a> Weights<'a> {
                 map.len()
             )));
         }
+        Ok(Self::from_map(header, map, device, progress))
+    }
+
+    /// Tensors whose data is already in `map` (a synthetic model's, made in memory) at the
+    /// offsets `header` gives.
+    pub(crate) fn from_map(
+        header: &'a GgufHeader,
+        map: memmap2::Mmap,
+        device: &Device,
+        progress: &'a mut dyn FnMut(LoadProgress),
+    ) -> Self {
         let total = header.tensors.iter().map(|t| t.size_in_bytes).sum();
-        Ok(Self {
+        Self {
             header,
             map,
             device: device.clone(),
             loaded: 0,
             total,
             progress,
-        })
+        }
     }
 
     /// The device tensors are loaded to.

@@ -127,6 +127,44 @@ fn bench_reports_both_tests() {
 }
 
 #[test]
+fn bench_makes_synthetic_models_and_compares_devices() {
+    let o = pae(&[
+        "bench", "--synthetic", "llama:135m:q4_1", "--synthetic", "gemma3:270m:q4_k:3", "-p", "8", "-n", "2", "-r", "1",
+        "--vs-cpu", "8", "--json", "--device", "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["model_filename"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["synthetic:llama:135m:q4_1", "synthetic:llama:135m:q4_1", "synthetic:gemma3:270m:q4_k:3", "synthetic:gemma3:270m:q4_k:3"]
+            .into_iter()
+            .chain(["synthetic:llama:135m:q4_1", "synthetic:gemma3:270m:q4_k:3"])
+            .collect::<Vec<_>>()
+    );
+    // The shapes of the real models: SmolLM2-135M's parameter count, Gemma-3-270M's.
+    assert_eq!(rows[0]["model_n_params"], 134_515_008);
+    assert_eq!(rows[2]["model_n_params"], 268_098_176);
+    assert!(rows[..4].iter().all(|r| r["avg_ts"].as_f64().unwrap() > 0.0 && r["device"] == "cpu"));
+    for check in &rows[4..] {
+        assert_eq!(check["test"], "logits_vs_cpu");
+        assert_eq!(check["agree"], true, "{check}");
+        assert_eq!(check["agreement"]["positions"], 8);
+    }
+    fails_with(&["bench", "--synthetic", "qwen2:9b:q4_k", "-p", "1", "-n", "0"], "no shape `qwen2:9b` (known: llama:135m");
+    fails_with(&["bench", "--synthetic", "qwen2:7b:iq2", "-p", "1", "-n", "0"], "no type `iq2`");
+    fails_with(&["info", "-m", "synthetic:llama"], "expected ARCH:SIZE:QUANT[:SEED]");
+    // `info` describes a synthetic model without making its weights: Qwen2.5-7B's shapes.
+    let o = pae(&["info", "-m", "synthetic:qwen2:7b:q4_k", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["layers"].as_u64(), v["kv_heads"].as_u64(), v["vocab_size"].as_u64()), (Some(28), Some(4), Some(152_064)));
+    assert_eq!(v["parameters"], 7_615_616_512u64);
+    assert_eq!(v["quantization"][0]["dtype"], "Q4_K");
+}
+
+#[test]
 fn bad_files_are_one_line_errors() {
     let dir = temp_dir();
     let d = dir.path();
