@@ -1,4 +1,5 @@
-//! Matrix products for Q4_1, Q5_0 and Q5_1 weights on x86 CPUs with AVX2.
+//! Matrix products for Q4_1, Q5_0 and Q5_1 weights on x86 CPUs with AVX2 (and AVX-512 VNNI
+//! where present, detected at run time; `PAE_CPU_KERNELS=avx2|scalar` forces a lower level).
 //!
 //! Written by hand because candle 0.11 has no SIMD dot product for these types on x86: it falls
 //! back to scalar loops, which took 78% of decode time on SmolLM2-135M-Instruct Q4_1 (the
@@ -8,6 +9,10 @@
 //! `127 / amax`, round half to even, f16 scale, block sum in f32), unsigned-by-signed byte
 //! products are summed in integers and scaled once per block. Work is split over candle's
 //! thread pool, so `--threads` governs it too.
+//!
+//! Decode (one activation row) multiplies four weight rows at once with the row; prefill
+//! unpacks each weight block once and multiplies it with a tile of activation rows, where
+//! unpacking (the fifth bits above all) had cost as much as the products.
 
 use std::sync::Arc;
 
@@ -138,6 +143,9 @@ impl QuantMatrix {
         for r in 0..m {
             quantize_row(&x[r * k..(r + 1) * k], &mut xq[r * per_row..(r + 1) * per_row]);
         }
+        if m >= 2 && kernel_level() != Level::Scalar {
+            return self.matmul_tiled(kernel_level(), &xq, m, dst);
+        }
         let n = self.n;
         // Work items: (tile of up to 4 activation rows) × (group of 8 output columns).
         const COLS: usize = 8;
@@ -167,6 +175,204 @@ impl QuantMatrix {
                 }
             }
         });
+    }
+}
+
+impl QuantMatrix {
+    /// Prefill: each weight block is unpacked once and multiplied with [`TILE_ROWS`]
+    /// activation rows (the decode path, [`dot4`], unpacks it again for every row). Work
+    /// items are (tile of activation rows) × (group of output columns), tile-major, so a
+    /// thread's consecutive items share the activation tile in its cache.
+    fn matmul_tiled(&self, level: Level, xq: &[ActBlock], m: usize, dst: &mut [f32]) {
+        const COLS: usize = 16;
+        let (n, per_row) = (self.n, self.k / QK);
+        let col_groups = n.div_ceil(COLS);
+        let row_tiles = m.div_ceil(TILE_ROWS);
+        let dst_ptr = SendPtr(dst.as_mut_ptr());
+        candle_core::utils::barrier_pool().execute_chunked(row_tiles * col_groups, |items| {
+            for item in items {
+                let (tile, group) = (item / col_groups, item % col_groups);
+                let rows = tile * TILE_ROWS..((tile + 1) * TILE_ROWS).min(m);
+                let mut x: [&[ActBlock]; TILE_ROWS] = [&[]; TILE_ROWS];
+                for (slot, r) in x.iter_mut().zip(rows.clone()) {
+                    *slot = &xq[r * per_row..(r + 1) * per_row];
+                }
+                let x = &x[..rows.len()];
+                for c in group * COLS..((group + 1) * COLS).min(n) {
+                    let mut out = [0f32; TILE_ROWS];
+                    dot_rows(level, self.format, self.row(c), x, &mut out);
+                    for (i, r) in rows.clone().enumerate() {
+                        // SAFETY: each (r, c) belongs to exactly one work item, and
+                        // r * n + c < m * n = dst.len().
+                        unsafe { *dst_ptr.get().add(r * n + c) = out[i] };
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Activation rows one weight block is multiplied with while it sits in registers: 4 keeps
+/// the accumulators and the unpacked block within AVX2's 16 vector registers.
+const TILE_ROWS: usize = 4;
+
+/// Which instructions the kernels use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// AVX2 with AVX-512 VNNI on 256-bit vectors: one `vpdpbusd` for each byte product and
+    /// its sum, where AVX2 needs `vpmaddubsw` then `vpmaddwd`.
+    Vnni,
+    /// AVX2, FMA and F16C.
+    Avx2,
+    /// Plain Rust: CPUs without AVX2, and tests that compare the two.
+    Scalar,
+}
+
+/// The best level this CPU has, or a lower one that `PAE_CPU_KERNELS` (`avx2` or `scalar`)
+/// asks for: so that every path can be tested, and a suspected kernel bug ruled out, on a
+/// machine that has the higher ones.
+fn kernel_level() -> Level {
+    static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let best = if !available() {
+            Level::Scalar
+        } else if vnni_available() {
+            Level::Vnni
+        } else {
+            Level::Avx2
+        };
+        match std::env::var("PAE_CPU_KERNELS").as_deref() {
+            Ok("scalar") => Level::Scalar,
+            Ok("avx2") if best == Level::Vnni => Level::Avx2,
+            _ => best,
+        }
+    })
+}
+
+fn vnni_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `out[i] = w · x[i]` for up to [`TILE_ROWS`] activation rows, with `level`'s instructions
+/// (which the caller has checked this CPU has).
+fn dot_rows(level: Level, format: Format, w: Row<'_>, x: &[&[ActBlock]], out: &mut [f32; TILE_ROWS]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! tiles {
+            ($kernel:ident) => {
+                match (format, x.len()) {
+                    (Format::Q4_1, 4) => $kernel::<false, false, 4>(w, x, out),
+                    (Format::Q4_1, 3) => $kernel::<false, false, 3>(w, x, out),
+                    (Format::Q4_1, 2) => $kernel::<false, false, 2>(w, x, out),
+                    (Format::Q4_1, _) => $kernel::<false, false, 1>(w, x, out),
+                    (Format::Q5_0, 4) => $kernel::<true, true, 4>(w, x, out),
+                    (Format::Q5_0, 3) => $kernel::<true, true, 3>(w, x, out),
+                    (Format::Q5_0, 2) => $kernel::<true, true, 2>(w, x, out),
+                    (Format::Q5_0, _) => $kernel::<true, true, 1>(w, x, out),
+                    (Format::Q5_1, 4) => $kernel::<true, false, 4>(w, x, out),
+                    (Format::Q5_1, 3) => $kernel::<true, false, 3>(w, x, out),
+                    (Format::Q5_1, 2) => $kernel::<true, false, 2>(w, x, out),
+                    (Format::Q5_1, _) => $kernel::<true, false, 1>(w, x, out),
+                }
+            };
+        }
+        match level {
+            // SAFETY: `kernel_level` detected each level's features.
+            Level::Vnni => return unsafe { tiles!(dot_rows_vnni) },
+            Level::Avx2 => return unsafe { tiles!(dot_rows_avx2) },
+            Level::Scalar => {}
+        }
+    }
+    for (o, xr) in out.iter_mut().zip(x) {
+        *o = dot_scalar(format, w, xr);
+    }
+}
+
+/// One weight row with `Y` activation rows: the block is unpacked once, then multiplied with
+/// each row. `FIFTH`/`CENTERED` as in [`dot4_avx2`]; Q5_0's signed weights (`q − 16`) are
+/// multiplied exactly through `maddubs(|w|, sign(x, w))`, since `maddubs` wants its first
+/// operand unsigned.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_rows_avx2<const FIFTH: bool, const CENTERED: bool, const Y: usize>(
+    w: Row<'_>,
+    x: &[&[ActBlock]],
+    out: &mut [f32; TILE_ROWS],
+) {
+    dot_rows_body::<FIFTH, CENTERED, Y, false>(w, x, out);
+}
+
+/// [`dot_rows_avx2`] with `vpdpbusd`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+unsafe fn dot_rows_vnni<const FIFTH: bool, const CENTERED: bool, const Y: usize>(
+    w: Row<'_>,
+    x: &[&[ActBlock]],
+    out: &mut [f32; TILE_ROWS],
+) {
+    dot_rows_body::<FIFTH, CENTERED, Y, true>(w, x, out);
+}
+
+/// The body of both: inlined into each, so it is compiled with that caller's instructions.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dot_rows_body<const FIFTH: bool, const CENTERED: bool, const Y: usize, const VNNI: bool>(
+    w: Row<'_>,
+    x: &[&[ActBlock]],
+    out: &mut [f32; TILE_ROWS],
+) {
+    use std::arch::x86_64::*;
+    let low = _mm256_set1_epi8(0x0F);
+    let ones = _mm256_set1_epi16(1);
+    let spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    let bit_mask = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
+    let sixteen = _mm256_set1_epi8(0x10);
+    let mut acc = [_mm256_setzero_ps(); Y];
+    let mut mins = [0f32; Y];
+    let xs: [&[ActBlock]; Y] = std::array::from_fn(|i| x[i]);
+    for b in 0..w.qs.len() {
+        let [d, m] = *w.dm.get_unchecked(b);
+        let packed = _mm_loadu_si128(w.qs.get_unchecked(b).as_ptr() as *const __m128i);
+        let both = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(packed), _mm_srli_epi16::<4>(packed));
+        let mut qw = _mm256_and_si256(both, low);
+        if FIFTH {
+            let bits = *w.qh.get_unchecked(b) as i32;
+            let set = _mm256_cmpeq_epi8(
+                _mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(bits), spread), bit_mask),
+                _mm256_set1_epi64x(-1),
+            );
+            qw = _mm256_or_si256(qw, _mm256_and_si256(set, sixteen));
+        }
+        // Q5_0: signed weights q − 16, kept as magnitude (for maddubs) and sign (moved to x).
+        let signed = if CENTERED { _mm256_sub_epi8(qw, sixteen) } else { qw };
+        let magnitude = if CENTERED { _mm256_sign_epi8(signed, signed) } else { qw };
+        for y in 0..Y {
+            let bx = xs[y].get_unchecked(b);
+            let mut qx = _mm256_load_si256(bx.qs.as_ptr() as *const __m128i as *const __m256i);
+            if CENTERED {
+                qx = _mm256_sign_epi8(qx, signed);
+            } else {
+                mins[y] += m * bx.s;
+            }
+            // u8 × i8 products summed in fours to i32 (VNNI), or in pairs to i16 (at most
+            // 2·31·127, no overflow) and then to i32.
+            let p = if VNNI {
+                _mm256_dpbusd_epi32(_mm256_setzero_si256(), magnitude, qx)
+            } else {
+                _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, qx), ones)
+            };
+            acc[y] = _mm256_fmadd_ps(_mm256_set1_ps(d * bx.d), _mm256_cvtepi32_ps(p), acc[y]);
+        }
+    }
+    for y in 0..Y {
+        out[y] = hsum(acc[y]) + mins[y];
     }
 }
 
@@ -228,13 +434,16 @@ fn weight(format: Format, qs: &[u8; QK / 2], qh: u32, j: usize) -> i32 {
 fn dot4(format: Format, w: [Row<'_>; 4], x: &[ActBlock]) -> [f32; 4] {
     #[cfg(target_arch = "x86_64")]
     {
-        if available() {
-            // SAFETY: AVX2, FMA and F16C were detected above.
+        if kernel_level() != Level::Scalar {
+            // SAFETY: `kernel_level` detected each level's features.
             return unsafe {
-                match format {
-                    Format::Q4_1 => dot4_avx2::<false, false>(w, x),
-                    Format::Q5_0 => dot4_avx2::<true, true>(w, x),
-                    Format::Q5_1 => dot4_avx2::<true, false>(w, x),
+                match (format, kernel_level() == Level::Vnni) {
+                    (Format::Q4_1, false) => dot4_avx2::<false, false>(w, x),
+                    (Format::Q5_0, false) => dot4_avx2::<true, true>(w, x),
+                    (Format::Q5_1, false) => dot4_avx2::<true, false>(w, x),
+                    (Format::Q4_1, true) => dot4_vnni::<false, false>(w, x),
+                    (Format::Q5_0, true) => dot4_vnni::<true, true>(w, x),
+                    (Format::Q5_1, true) => dot4_vnni::<true, false>(w, x),
                 }
             };
         }
@@ -264,6 +473,23 @@ fn dot_scalar(format: Format, w: Row<'_>, x: &[ActBlock]) -> f32 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot4_avx2<const FIFTH: bool, const CENTERED: bool>(w: [Row<'_>; 4], x: &[ActBlock]) -> [f32; 4] {
+    dot4_body::<FIFTH, CENTERED, false>(w, x)
+}
+
+/// [`dot4_avx2`] with `vpdpbusd`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+unsafe fn dot4_vnni<const FIFTH: bool, const CENTERED: bool>(w: [Row<'_>; 4], x: &[ActBlock]) -> [f32; 4] {
+    dot4_body::<FIFTH, CENTERED, true>(w, x)
+}
+
+/// The body of both, inlined into each so that it is compiled with that caller's instructions.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dot4_body<const FIFTH: bool, const CENTERED: bool, const VNNI: bool>(
+    w: [Row<'_>; 4],
+    x: &[ActBlock],
+) -> [f32; 4] {
     use std::arch::x86_64::*;
     let low = _mm256_set1_epi8(0x0F);
     let ones = _mm256_set1_epi16(1);
@@ -277,7 +503,9 @@ unsafe fn dot4_avx2<const FIFTH: bool, const CENTERED: bool>(w: [Row<'_>; 4], x:
     for (b, bx) in x.iter().enumerate() {
         let qx = _mm256_load_si256(bx.qs.as_ptr() as *const __m256i);
         // Q5_0's weights are q - 16: subtract 16·Σx per lane, computed once per block.
-        let offset = if CENTERED {
+        let offset = if CENTERED && VNNI {
+            _mm256_dpbusd_epi32(_mm256_setzero_si256(), sixteen, qx)
+        } else if CENTERED {
             _mm256_madd_epi16(_mm256_maddubs_epi16(sixteen, qx), ones)
         } else {
             _mm256_setzero_si256()
@@ -299,8 +527,13 @@ unsafe fn dot4_avx2<const FIFTH: bool, const CENTERED: bool>(w: [Row<'_>; 4], x:
                 );
                 qw = _mm256_or_si256(qw, _mm256_and_si256(set, sixteen));
             }
-            // u8 × i8 pairs summed to i16 (at most 2·31·127, no overflow), then to i32.
-            let mut p = _mm256_madd_epi16(_mm256_maddubs_epi16(qw, qx), ones);
+            // u8 × i8 products summed in fours to i32 (VNNI), or in pairs to i16 (at most
+            // 2·31·127, no overflow) and then to i32.
+            let mut p = if VNNI {
+                _mm256_dpbusd_epi32(_mm256_setzero_si256(), qw, qx)
+            } else {
+                _mm256_madd_epi16(_mm256_maddubs_epi16(qw, qx), ones)
+            };
             if CENTERED {
                 p = _mm256_sub_epi32(p, offset);
             }
@@ -382,10 +615,70 @@ mod tests {
             let mut xq = vec![EMPTY_ACT; 3];
             quantize_row(&xs[0], &mut xq);
             for c in (0..40).step_by(4) {
-                let simd = dot4(mat.format, std::array::from_fn(|i| mat.row(c + i)), &xq);
-                for (i, a) in simd.into_iter().enumerate() {
-                    let b = dot_scalar(mat.format, mat.row(c + i), &xq);
-                    assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{dtype:?}: {a} vs {b}");
+                let rows = std::array::from_fn(|i| mat.row(c + i));
+                let mut kernels = vec![dot4(mat.format, rows, &xq)];
+                if available() {
+                    // SAFETY: detected just above (and below for VNNI).
+                    kernels.push(unsafe {
+                        match mat.format {
+                            Format::Q4_1 => dot4_avx2::<false, false>(rows, &xq),
+                            Format::Q5_0 => dot4_avx2::<true, true>(rows, &xq),
+                            Format::Q5_1 => dot4_avx2::<true, false>(rows, &xq),
+                        }
+                    });
+                }
+                if available() && vnni_available() {
+                    kernels.push(unsafe {
+                        match mat.format {
+                            Format::Q4_1 => dot4_vnni::<false, false>(rows, &xq),
+                            Format::Q5_0 => dot4_vnni::<true, true>(rows, &xq),
+                            Format::Q5_1 => dot4_vnni::<true, false>(rows, &xq),
+                        }
+                    });
+                }
+                for simd in kernels {
+                    for (i, a) in simd.into_iter().enumerate() {
+                        let b = dot_scalar(mat.format, mat.row(c + i), &xq);
+                        assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{dtype:?}: {a} vs {b}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn prefill_tiles_match_the_scalar_kernel_for_every_shape() {
+        let dev = Device::Cpu;
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1] {
+            // 37 outputs: two full column groups of 16 and a tail of 5; 3 blocks per row.
+            let w = Tensor::randn(0f32, 1.0, (37, 96), &dev).unwrap();
+            let mat = QuantMatrix::from_qtensor(&QTensor::quantize(&w, dtype).unwrap()).unwrap();
+            // Row counts that leave every tail size (1, 2, 3) after whole tiles of 4.
+            for m in [2, 3, 4, 5, 6, 7, 9, 12] {
+                let x = Tensor::randn(0f32, 1.0, (m, 96), &dev).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let mut xq = vec![EMPTY_ACT; m * 3];
+                for r in 0..m {
+                    quantize_row(&x[r * 96..(r + 1) * 96], &mut xq[r * 3..(r + 1) * 3]);
+                }
+                // Every instruction level this CPU has, whatever PAE_CPU_KERNELS says.
+                let levels = [Level::Scalar, Level::Avx2, Level::Vnni].into_iter().filter(|l| match l {
+                    Level::Scalar => true,
+                    Level::Avx2 => available(),
+                    Level::Vnni => available() && vnni_available(),
+                });
+                for level in levels {
+                    let mut got = vec![f32::NAN; m * 37];
+                    mat.matmul_tiled(level, &xq, m, &mut got);
+                    for r in 0..m {
+                        for c in 0..37 {
+                            let want = dot_scalar(mat.format, mat.row(c), &xq[r * 3..(r + 1) * 3]);
+                            let g = got[r * 37 + c];
+                            assert!(
+                                (g - want).abs() <= 1e-4 * want.abs().max(1.0),
+                                "{dtype:?} {level:?} m={m} ({r}, {c}): {g} vs {want}"
+                            );
+                        }
+                    }
                 }
             }
         }
