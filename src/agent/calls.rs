@@ -40,6 +40,8 @@ pub struct ModelUsage {
     pub prompt_tokens: usize,
     /// Prompt tokens served from the KV cache instead of recomputed.
     pub reused_tokens: usize,
+    /// Of the reused tokens, those copied from another role's session.
+    pub adopted_tokens: usize,
     /// Tokens generated, including forced ones.
     pub generated_tokens: usize,
     /// Generated tokens the grammar forced (fed without sampling).
@@ -51,12 +53,45 @@ pub struct ModelUsage {
 /// Per-model usage, keyed by model name and role (`planner`, `executor`).
 pub type Usage = BTreeMap<String, ModelUsage>;
 
+/// How much of a run's prompts came from the KV cache, counted from its second model call
+/// on: the first call of a run may find nothing cached, every later one should find the
+/// system text, the tools and the objective at least.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct PrefixReuse {
+    /// Model calls after the first.
+    pub calls: usize,
+    /// Their prompt tokens.
+    pub prompt_tokens: usize,
+    /// Of those, tokens served from a cache instead of computed.
+    pub reused_tokens: usize,
+    /// Of the reused, tokens copied from another role's session.
+    pub adopted_tokens: usize,
+    /// `reused_tokens / prompt_tokens` (0 without such calls).
+    pub ratio: f64,
+}
+
+impl PrefixReuse {
+    /// Counts one call; the run's first call (`first`) is left out.
+    fn add(&mut self, first: bool, stats: &super::llm::CallStats) {
+        if first {
+            return;
+        }
+        self.calls += 1;
+        self.prompt_tokens += stats.prompt_tokens;
+        self.reused_tokens += stats.reused_tokens;
+        self.adopted_tokens += stats.adopted_tokens;
+        self.ratio = if self.prompt_tokens == 0 { 0.0 } else { self.reused_tokens as f64 / self.prompt_tokens as f64 };
+    }
+}
+
 /// Makes model calls for one run.
 #[derive(Clone)]
 pub(crate) struct Caller {
     pub observer: Arc<dyn Observer>,
     pub budgets: Arc<Mutex<Budgets>>,
     pub usage: Arc<Mutex<Usage>>,
+    /// Cache reuse from the run's second call on.
+    pub reuse: Arc<Mutex<PrefixReuse>>,
     /// The last observation that was not an error, even from a step still running: what a
     /// run cut short by a budget can still offer.
     pub last_observation: Arc<Mutex<Option<String>>>,
@@ -95,10 +130,13 @@ impl Caller {
             let mut b = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
             b.tokens += resp.stats.generated_tokens;
             let mut u = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+            let first = u.values().all(|m| m.calls == 0);
+            self.reuse.lock().unwrap_or_else(|e| e.into_inner()).add(first, &resp.stats);
             let entry = u.entry(format!("{role}:{}", llm.name())).or_default();
             entry.calls += 1;
             entry.prompt_tokens += resp.stats.prompt_tokens;
             entry.reused_tokens += resp.stats.reused_tokens;
+            entry.adopted_tokens += resp.stats.adopted_tokens;
             entry.generated_tokens += resp.stats.generated_tokens;
             entry.forced_tokens += resp.stats.forced_tokens;
             entry.secs += resp.stats.total_secs;

@@ -141,6 +141,8 @@ pub enum Event {
         final_answer: Option<String>,
         /// Wall-clock seconds the run took.
         secs: f64,
+        /// How much of the prompts came from the KV cache, from the second model call on.
+        prefix_reuse: super::calls::PrefixReuse,
     },
 }
 

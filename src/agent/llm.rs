@@ -4,12 +4,12 @@
 //! in-process, and tests script a fake one. Calls are blocking: the runner makes them on
 //! threads of their own, never on the async tool runtime.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::decode::{Engine, GenerateRequest, Grammar, SamplingParams, Session};
+use crate::decode::{Engine, GenerateRequest, Grammar, SamplingParams, SharedSession};
 use crate::model::Message;
 
 use super::Error;
@@ -55,6 +55,8 @@ pub struct CallStats {
     pub prompt_tokens: usize,
     /// Prompt tokens found in the session's cache and not recomputed.
     pub reused_tokens: usize,
+    /// Of the reused tokens, those copied from another role's session of the same model.
+    pub adopted_tokens: usize,
     /// Tokens in the reply, including forced ones.
     pub generated_tokens: usize,
     /// Generated tokens forced by the grammar (fed without sampling).
@@ -121,28 +123,25 @@ pub trait Llm: Send + Sync {
 /// A GGUF model run in-process, with a session of its own.
 ///
 /// Several `LocalLlm`s can share one [`Engine`] (one loaded model): each keeps its own KV
-/// cache, so the planner's and the executor's prompt prefixes are both reused.
+/// cache, so the planner's and the executor's prompt prefixes are both kept, and a call
+/// starts from whichever of them holds more of its prompt ([`Engine::generate_shared`]).
 pub struct LocalLlm {
     engine: Arc<Engine>,
-    session: Mutex<Session>,
+    session: SharedSession,
     name: String,
 }
 
 impl LocalLlm {
     /// A model on `engine`, named after its file, with a fresh session.
     pub fn new(engine: Arc<Engine>) -> Self {
-        let session = engine.session();
+        let session = engine.shared_session();
         let name = engine
             .model()
             .path()
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".into());
-        Self {
-            engine,
-            session: Mutex::new(session),
-            name,
-        }
+        Self { engine, session, name }
     }
 
     /// The engine this model runs on.
@@ -168,13 +167,13 @@ impl Llm for LocalLlm {
             stop_strings: model.template().stop_strings(),
             grammar: req.grammar.clone(),
         };
-        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
-        let gen = self.engine.generate(&mut session, &prompt, &gen_req, on_text)?;
+        let gen = self.engine.generate_shared(&self.session, &prompt, &gen_req, on_text)?;
         let s = &gen.stats;
         Ok(LlmResponse {
             stats: CallStats {
                 prompt_tokens: s.prompt_tokens,
                 reused_tokens: s.reused_tokens,
+                adopted_tokens: s.adopted_tokens,
                 generated_tokens: s.generated_tokens,
                 forced_tokens: s.forced_tokens,
                 prefill_secs: s.prefill_secs,

@@ -30,7 +30,7 @@ pub mod templates;
 pub mod tools;
 pub mod trace;
 
-pub use calls::{ModelUsage, Usage};
+pub use calls::{ModelUsage, PrefixReuse, Usage};
 pub use interrupt::Interrupt;
 pub use runner::{Agent, AgentBuilder, AgentConfig, Review, RunReport};
 

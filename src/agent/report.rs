@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::calls::Usage;
+use super::calls::{PrefixReuse, Usage};
 use super::events::{Budget, RunStatus};
 use super::executor::StepRecord;
 
@@ -27,6 +27,8 @@ pub struct RunReport {
     pub replans: usize,
     /// Tokens spent, per model and role.
     pub tokens: Usage,
+    /// How much of the prompts came from the KV cache, from the second model call on.
+    pub prefix_reuse: PrefixReuse,
     /// Where the time went.
     pub timings: Timings,
     /// What went wrong, with status `error`.

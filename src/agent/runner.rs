@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::budget::Budgets;
-use super::calls::{Caller, Halt, Usage};
+use super::calls::{Caller, Halt, PrefixReuse, Usage};
 use super::events::{Budget, Event, Observer, PlanSource, RunStatus, Silent, StepStatus};
 use super::executor::{self, AttemptRecord, StepEnv, StepRecord};
 use super::llm::{Llm, Purpose};
@@ -233,6 +233,7 @@ impl Agent {
             observer: self.observer.clone(),
             budgets: Arc::new(Mutex::new(Budgets::new(self.config.budgets.clone()))),
             usage: Arc::new(Mutex::new(Usage::new())),
+            reuse: Arc::new(Mutex::new(PrefixReuse::default())),
             last_observation: Arc::new(Mutex::new(None)),
             interrupt: self.interrupt.clone(),
         };
@@ -567,11 +568,13 @@ impl Run<'_> {
             Err(Halt::Error(e)) => (RunStatus::Error, None, self.best_so_far(), Some(e.to_string())),
         };
         let secs = self.start.elapsed().as_secs_f64();
+        let prefix_reuse = *self.caller.reuse.lock().unwrap_or_else(|e| e.into_inner());
         self.caller.emit(Event::RunEnd {
             status,
             budget,
             final_answer: final_answer.clone(),
             secs,
+            prefix_reuse,
         });
         let tokens = self.caller.usage.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let budgets = self.caller.budgets();
@@ -588,6 +591,7 @@ impl Run<'_> {
             steps: self.steps,
             replans,
             tokens,
+            prefix_reuse,
             timings: Timings {
                 total_secs: secs,
                 model_secs,

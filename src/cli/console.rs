@@ -145,7 +145,13 @@ impl Observer for Console {
                 let t = if text.is_empty() { String::new() } else { format!(": {text}") };
                 self.line(&mut st, &self.paint(DIM, &format!("[{kind}{t}]")));
             }
-            Event::RunEnd { status, budget, final_answer, secs } => {
+            Event::RunEnd {
+                status,
+                budget,
+                final_answer,
+                secs,
+                ..
+            } => {
                 let answer = final_answer.as_deref().unwrap_or("-");
                 let (style, what) = match status {
                     RunStatus::Answered => (GREEN, "Answer".to_string()),

@@ -132,13 +132,14 @@ fn file_safe(id: &str) -> String {
 /// The summary as a Markdown table.
 pub fn table(rows: &[SummaryRow]) -> String {
     let mut out = String::from(
-        "| category | right | answered | budget | other | steps | model calls | prompt tok | gen tok | median s |\n|---|---|---|---|---|---|---|---|---|---|",
+        "| category | right | answered | budget | other | steps | model calls | prompt tok | cached | gen tok | median s |\n|---|---|---|---|---|---|---|---|---|---|---|",
     );
     for r in rows {
         let name = if r.category == "total" { "**total**".to_string() } else { r.category.clone() };
         out.push_str(&format!(
-            "\n| {name} | {}/{} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.1} |",
-            r.right, r.tasks, r.answered, r.budget_exhausted, r.other, r.mean_steps, r.mean_model_calls, r.mean_prompt_tokens, r.mean_generated_tokens, r.median_secs
+            "\n| {name} | {}/{} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0}% | {:.0} | {:.1} |",
+            r.right, r.tasks, r.answered, r.budget_exhausted, r.other, r.mean_steps, r.mean_model_calls, r.mean_prompt_tokens,
+            100.0 * r.prefix_reuse, r.mean_generated_tokens, r.median_secs
         ));
     }
     out

@@ -8,7 +8,7 @@ pub mod sampling;
 pub mod session;
 pub mod stream;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -115,6 +115,9 @@ pub struct GenerationStats {
     pub prompt_tokens: usize,
     /// Prompt tokens found in the session's cache and not recomputed.
     pub reused_tokens: usize,
+    /// Of the reused tokens, those copied from another session of the same model (another
+    /// role's) that held more of this prompt than this session did.
+    pub adopted_tokens: usize,
     /// Seconds spent computing the prompt's new tokens.
     pub prefill_secs: f64,
     /// Tokens generated (forced ones included; the end token is not).
@@ -160,11 +163,21 @@ pub struct Generation {
     pub stats: GenerationStats,
 }
 
-/// A model with what decoding needs beside it (the grammar factory, built on first use).
+/// A model with what decoding needs beside it: the grammar factory (built on first use) and
+/// the sessions it lent, whose cached prompts form one prefix cache for every role.
 pub struct Engine {
     model: Arc<Model>,
     grammars: OnceLock<Result<GrammarFactory, String>>,
+    shared: Mutex<Vec<Weak<Mutex<Session>>>>,
 }
+
+/// A session whose cached tokens other sessions of its engine may copy from; see
+/// [`Engine::shared_session`].
+pub type SharedSession = Arc<Mutex<Session>>;
+
+/// Fewest extra prompt tokens another session must hold before its prefix is copied: below
+/// this, computing them costs less than the copy and the bookkeeping.
+const MIN_ADOPTED_TOKENS: usize = 16;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -178,7 +191,69 @@ impl Engine {
         Self {
             model,
             grammars: OnceLock::new(),
+            shared: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A fresh session that takes part in this engine's prefix sharing: a call through
+    /// [`Self::generate_shared`] starts from whichever session holds the longest prefix of
+    /// its prompt. One per role: the planner's, the executor's and the replanner's prompts
+    /// begin alike (system text, tools, objective), so each role's first call starts from the
+    /// prefix another role computed.
+    pub fn shared_session(&self) -> SharedSession {
+        let session = Arc::new(Mutex::new(self.session()));
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        shared.retain(|w| w.strong_count() > 0);
+        shared.push(Arc::downgrade(&session));
+        session
+    }
+
+    /// [`Self::generate`] in a shared session, after copying in the longest prefix of
+    /// `prompt` that another shared session of this engine holds, when it is longer than this
+    /// session's own. Sessions busy in another call are skipped, never waited for.
+    pub fn generate_shared(
+        &self,
+        session: &SharedSession,
+        prompt: &[u32],
+        req: &GenerateRequest,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Generation, Error> {
+        let mut own = session.lock().unwrap_or_else(|e| e.into_inner());
+        let adopted = self.adopt_longest_prefix(session, &mut own, prompt)?;
+        let mut generation = self.generate(&mut own, prompt, req, on_text)?;
+        generation.stats.adopted_tokens = adopted.min(generation.stats.reused_tokens);
+        Ok(generation)
+    }
+
+    /// Copies into `own` the longest prefix of `prompt` held by another shared session, if
+    /// that is at least [`MIN_ADOPTED_TOKENS`] longer than what `own` holds; returns how
+    /// many tokens were copied (0 when none).
+    fn adopt_longest_prefix(&self, me: &SharedSession, own: &mut Session, prompt: &[u32]) -> Result<usize, Error> {
+        let others: Vec<SharedSession> = {
+            let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+            shared.iter().filter_map(Weak::upgrade).filter(|s| !Arc::ptr_eq(s, me)).collect()
+        };
+        // The last prompt token is always recomputed (its logits are needed), so no more
+        // than `len - 1` tokens are worth copying.
+        let useful = prompt.len().saturating_sub(1);
+        let own_len = own.common_prefix(prompt).min(useful);
+        let mut source: Option<(&SharedSession, usize)> = None;
+        for other in &others {
+            let Ok(guard) = other.try_lock() else { continue };
+            let common = guard.common_prefix(prompt).min(useful);
+            if common >= own_len + MIN_ADOPTED_TOKENS && source.is_none_or(|(_, n)| common > n) {
+                source = Some((other, common));
+            }
+        }
+        let Some((other, _)) = source else { return Ok(0) };
+        // Measured again under the lock: another call may have changed it since.
+        let Ok(guard) = other.try_lock() else { return Ok(0) };
+        let len = guard.common_prefix(prompt).min(useful);
+        if len < own_len + MIN_ADOPTED_TOKENS {
+            return Ok(0);
+        }
+        own.adopt_prefix(&guard, len)?;
+        Ok(len)
     }
 
     /// The model this engine runs.

@@ -82,6 +82,22 @@ impl Session {
         Ok(())
     }
 
+    /// How many leading tokens of `prompt` this session holds already.
+    pub fn common_prefix(&self, prompt: &[u32]) -> usize {
+        self.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count()
+    }
+
+    /// Replaces this session's state with the first `len` tokens of `other` (a session of the
+    /// same model): a copy of their keys and values, far cheaper than computing them.
+    pub fn adopt_prefix(&mut self, other: &Session, len: usize) -> Result<(), Error> {
+        let len = len.min(other.tokens.len());
+        let snap = other.cache.snapshot_prefix(len).map_err(crate::model::Error::from)?;
+        self.cache.restore(&snap).map_err(crate::model::Error::from)?;
+        self.tokens.clear();
+        self.tokens.extend_from_slice(&other.tokens[..len]);
+        Ok(())
+    }
+
     /// Brings the session to exactly `prompt` and returns the logits that follow it, with the
     /// number of prompt tokens that were already cached.
     pub fn prefill(&mut self, model: &Model, prompt: &[u32]) -> Result<(Vec<f32>, usize), Error> {
@@ -94,12 +110,7 @@ impl Session {
                 context: self.cache.max_len(),
             });
         }
-        let common = self
-            .tokens
-            .iter()
-            .zip(prompt)
-            .take_while(|(a, b)| a == b)
-            .count();
+        let common = self.common_prefix(prompt);
         // The last prompt token is always recomputed: its logits are what we need.
         let reuse = common.min(prompt.len() - 1);
         self.truncate(reuse);

@@ -125,18 +125,26 @@ impl KvCache {
 
     /// Copies the cached tokens out: O(tokens) memory copy, no recomputation.
     pub fn snapshot(&self) -> Result<KvSnapshot> {
+        self.snapshot_prefix(self.len)
+    }
+
+    /// Copies out the first `len` cached tokens (all of them when `len` is larger): what
+    /// another session with the same prompt prefix can [`restore`](Self::restore) instead of
+    /// computing it.
+    pub fn snapshot_prefix(&self, len: usize) -> Result<KvSnapshot> {
+        let len = len.min(self.len);
         let store = match &self.store {
             Store::Cpu(layers) => Store::Cpu(
                 layers
                     .iter()
                     .map(|l| LayerCache {
-                        k: l.k[..self.len * self.n_kv * self.head_dim].to_vec(),
-                        v: l.v[..self.len * self.n_kv * self.value_dim].to_vec(),
+                        k: l.k[..len * self.n_kv * self.head_dim].to_vec(),
+                        v: l.v[..len * self.n_kv * self.value_dim].to_vec(),
                     })
                     .collect(),
             ),
             Store::Device { layers, .. } => Store::Device {
-                layers: if self.len == 0 {
+                layers: if len == 0 {
                     Vec::new()
                 } else {
                     layers
@@ -144,14 +152,14 @@ impl KvCache {
                         .map(|(k, v)| {
                             // `copy` would keep the narrowed (strided) layout over a copy of
                             // the whole capacity, which `restore`'s `slice_set` refuses.
-                            Ok((k.narrow(1, 0, self.len)?.force_contiguous()?, v.narrow(1, 0, self.len)?.force_contiguous()?))
+                            Ok((k.narrow(1, 0, len)?.force_contiguous()?, v.narrow(1, 0, len)?.force_contiguous()?))
                         })
                         .collect::<Result<_>>()?
                 },
-                capacity: self.len,
+                capacity: len,
             },
         };
-        Ok(KvSnapshot { store, len: self.len })
+        Ok(KvSnapshot { store, len })
     }
 
     /// Returns the cache to the state of `snap`.

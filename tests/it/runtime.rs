@@ -192,3 +192,41 @@ fn context_limit_is_enforced() {
         .to_string();
     assert!(err.contains("8192"), "{err}");
 }
+
+#[test]
+fn a_role_starts_from_the_prefix_another_role_computed() {
+    use pae_local::decode::{Engine, GenerateRequest};
+    let m = model(SMOLLM);
+    let engine = Engine::new(m.clone());
+    let tok = m.tokenizer();
+    let shared = tok
+        .encode("You are a careful assistant. Tools: calculator, read_file, sql_query. Objective: add the two budgets.", false, false)
+        .unwrap();
+    assert!(shared.len() > 20, "{}", shared.len());
+    let planner_prompt = [shared.clone(), tok.encode(" Write a plan.", false, false).unwrap()].concat();
+    let executor_prompt = [shared.clone(), tok.encode(" Carry out step 1.", false, false).unwrap()].concat();
+    let req = GenerateRequest {
+        max_tokens: 8,
+        ..GenerateRequest::default()
+    };
+    let planner = engine.shared_session();
+    let executor = engine.shared_session();
+    let first = engine.generate_shared(&planner, &planner_prompt, &req, &mut |_| {}).unwrap();
+    assert_eq!((first.stats.reused_tokens, first.stats.adopted_tokens), (0, 0));
+    let second = engine.generate_shared(&executor, &executor_prompt, &req, &mut |_| {}).unwrap();
+    // The executor's session was empty: the shared part came from the planner's.
+    let common = planner_prompt.iter().zip(&executor_prompt).take_while(|(a, b)| a == b).count();
+    assert!(common >= shared.len() - 1, "{common}");
+    assert_eq!((second.stats.reused_tokens, second.stats.adopted_tokens), (common, common));
+    // And what it generates is what a session computing everything itself generates.
+    let mut alone = engine.session();
+    let expected = engine.generate(&mut alone, &executor_prompt, &req, &mut |_| {}).unwrap();
+    assert_eq!(second.tokens, expected.tokens);
+    // The planner's own session keeps its longer prefix: nothing is copied back to it.
+    let again = engine.generate_shared(&planner, &planner_prompt, &req, &mut |_| {}).unwrap();
+    assert_eq!((again.stats.reused_tokens, again.stats.adopted_tokens), (planner_prompt.len() - 1, 0));
+    // Unshared sessions are never sources.
+    let mut other = engine.session();
+    let lone = engine.generate(&mut other, &executor_prompt, &req, &mut |_| {}).unwrap();
+    assert_eq!(lone.stats.adopted_tokens, 0);
+}
