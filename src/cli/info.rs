@@ -83,20 +83,25 @@ impl ModelDescription {
     /// Reads the description from the file's header and tokenizer (no tensor data).
     fn read(path: &Path) -> anyhow::Result<Self> {
         let header = GgufHeader::read_path(path)?;
-        let tok = Tokenizer::load(&header, path)?;
-        Self::describe(path.display().to_string(), header, tok)
+        Self::describe(path.display().to_string(), header, |h| Tokenizer::load(h, path))
     }
 
     /// A synthetic model's description: its header is made, not read, and its weights never are.
     fn synthetic(spec: &str) -> anyhow::Result<Self> {
         let spec: SyntheticSpec = spec.parse()?;
         let header = synthetic::header(&spec);
-        let tok = Tokenizer::from_gguf(&header)?;
-        Self::describe(format!("{SYNTHETIC}{spec}"), header, tok)
+        Self::describe(format!("{SYNTHETIC}{spec}"), header, Tokenizer::from_gguf)
     }
 
-    fn describe(path: String, header: GgufHeader, tok: Tokenizer) -> anyhow::Result<Self> {
+    /// The configuration is checked before the tokenizer is built, so a file with an
+    /// unsupported architecture says so rather than what its tokenizer lacks.
+    fn describe(
+        path: String,
+        header: GgufHeader,
+        tokenizer: impl FnOnce(&GgufHeader) -> Result<Tokenizer, pae_local::model::Error>,
+    ) -> anyhow::Result<Self> {
         let info = ModelInfo::from_header(&header)?;
+        let tok = tokenizer(&header)?;
         let template = match header.str_opt("tokenizer.chat_template")? {
             Some(_) => TemplateSource::Gguf,
             None => TemplateSource::BuiltinPlain,
