@@ -47,6 +47,9 @@ pub enum Kind {
 }
 
 struct Request {
+    /// Shown by the reader just before it reads, so the prompt always follows the question
+    /// (empty: nothing to show, or the caller showed it already).
+    question: String,
     prompt: String,
     /// Text already in the line, to be edited (a plan step under review).
     initial: String,
@@ -109,14 +112,16 @@ impl Input {
     /// Shows `question` (if any) and reads one line, starting from `initial` already typed,
     /// until a line comes or `cancel` fires.
     ///
-    /// The question is shown only once the request is queued: a person answering what they
-    /// see always answers a request the reader knows of.
+    /// The reader shows the question when it takes the request, just before the prompt: shown
+    /// here, it could land after a prompt the reader had already drawn, and a person would see
+    /// an empty prompt above the question it belongs to.
     pub fn read_with(&self, question: &str, prompt: &str, initial: &str, kind: Kind, cancel: Option<&Cancel>) -> Reply {
         // The reader may still be on the line of a question that was called off: the next
-        // line typed comes here, under the old prompt.
+        // line typed comes here, under the old prompt, so the question is shown at once.
         let stale = self.reading.load(Ordering::SeqCst);
         let (tx, rx) = mpsc::channel();
         let request = Request {
+            question: if stale { String::new() } else { question.to_string() },
             prompt: prompt.to_string(),
             initial: initial.to_string(),
             kind,
@@ -126,10 +131,10 @@ impl Input {
         if self.requests.send(request).is_err() {
             return Reply::Closed;
         }
-        if !question.is_empty() {
-            self.notice(question);
-        }
         if stale {
+            if !question.is_empty() {
+                self.notice(question);
+            }
             self.notice(&format!("(the question before was called off; the line you type now goes to `{}`)", prompt.trim()));
         }
         loop {
@@ -150,10 +155,15 @@ impl Input {
     /// message while no line is being edited and blocks the next, so a question called off
     /// would block the one after it.)
     pub fn notice(&self, text: &str) {
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{text}");
-        let _ = err.flush();
+        show(text);
     }
+}
+
+/// Writes a line for the person on stderr, at once.
+fn show(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{text}");
+    let _ = err.flush();
 }
 
 /// Serves requests until the session drops its [`Input`].
@@ -167,6 +177,9 @@ fn reader(source: &mut Source, requests: &mpsc::Receiver<Request>, reading: &Ato
             Reply::Closed
         } else {
             reading.store(true, Ordering::SeqCst);
+            if !request.question.is_empty() {
+                show(&request.question);
+            }
             let r = source.read(&request.prompt, &request.initial, request.kind);
             reading.store(false, Ordering::SeqCst);
             r
