@@ -10,24 +10,24 @@
 //! Run: `cargo bench --bench constrained` (options after `--`: `--runs N` samples per grammar,
 //! default 8; `--threads N`; `--model PATH` instead of every model in `models/`).
 //!
-//! A mask's cost depends on the grammar state (inside a JSON string, at a choice of tool
-//! names, …), so the masks are timed along real outputs: each sampled output is replayed
-//! through a fresh constraint, timing every `apply_mask` the decoder would call. That needs
-//! the distribution of single calls over a trajectory, which criterion (means over
-//! repetitions of one identical call) does not give, hence a plain harness.
+//! Masks are timed along real outputs (`pae_local::decode::mask_timing`): a distribution of
+//! single calls over a trajectory, which criterion (means over repetitions of one identical
+//! call) does not give, hence a plain harness.
 
 // Printing is what this program is for.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use pae_local::agent::grammars::{self, Limits};
 use pae_local::agent::prompt::PromptContext;
 use pae_local::agent::templates::Templates;
 use pae_local::agent::tools::{BuiltinTools, Registry, ToolSpec};
+use pae_local::agent::workload::{self, GrammarCase};
+use pae_local::decode::mask_timing::{percentile_us, replay_masks};
 use pae_local::decode::{Engine, GenerateRequest, Grammar, SamplingParams};
 use pae_local::model::{LoadOptions, Model};
 
@@ -81,38 +81,22 @@ fn tools(dir: &Path) -> Vec<ToolSpec> {
     Registry::builtin(&tools).unwrap().specs()
 }
 
-/// One benchmark case: a grammar and the prompt it is decoded from.
-struct Case {
-    name: &'static str,
-    grammar: Grammar,
-    prompt: Vec<u32>,
-    max_tokens: usize,
-}
-
-fn cases(m: &Model, specs: &[ToolSpec]) -> Vec<Case> {
+fn cases(m: &Model, specs: &[ToolSpec]) -> Vec<GrammarCase> {
     let t = Templates::builtin().unwrap();
     let limits = Limits::default();
-    let encode = |ctx: &PromptContext, template: &str| {
-        let text = m.render_chat(&ctx.messages(&t, template).unwrap(), true).unwrap();
-        m.encode_prompt(&text).unwrap()
-    };
     let user = |text: &str| {
         let text = m.render_chat(&[pae_local::model::Message::user(text)], true).unwrap();
         m.encode_prompt(&text).unwrap()
     };
-    let objective = "How many users live in Paris?";
-    let step = "Use sql_query to count the users whose city is Paris.";
-    let ctx = PromptContext {
-        objective: objective.into(),
+    let choices = vec!["apple: 3 euros".to_string()];
+    let replan_ctx = PromptContext {
+        objective: workload::OBJECTIVE.into(),
         tools: specs.to_vec(),
-        plan: vec![step.into()],
-        step: step.into(),
-        step_number: 1,
+        plan: vec![workload::STEP.into()],
         max_steps: limits.max_steps,
-        max_iterations: 4,
         ..Default::default()
     };
-    let choices = vec!["COUNT(*): 2".to_string()];
+    let replan_text = m.render_chat(&replan_ctx.messages(&t, "replanner.jinja").unwrap(), true).unwrap();
     let customer = serde_json::json!({
         "type": "object",
         "properties": {
@@ -125,38 +109,24 @@ fn cases(m: &Model, specs: &[ToolSpec]) -> Vec<Case> {
         "additionalProperties": false
     });
     vec![
-        Case {
-            name: "plan",
-            grammar: grammars::plan(&t, specs, &limits, objective, true).unwrap(),
-            prompt: encode(&ctx, "planner.jinja"),
+        workload::plan(m, &t, specs, true).unwrap(),
+        workload::plan(m, &t, specs, false).unwrap(),
+        workload::executor(m, &t, specs, &[]).unwrap(),
+        workload::executor(m, &t, specs, &choices).unwrap(),
+        GrammarCase {
+            name: "replan".into(),
+            grammar: grammars::replan(&t, specs, &limits, &choices, false, workload::OBJECTIVE).unwrap(),
+            prompt: m.encode_prompt(&replan_text).unwrap(),
             max_tokens: 300,
         },
-        Case {
-            name: "executor (first)",
-            grammar: grammars::executor(&t, specs, &limits, &[], step, false, true).unwrap(),
-            prompt: encode(&ctx, "executor.jinja"),
-            max_tokens: 300,
-        },
-        Case {
-            name: "executor (after obs.)",
-            grammar: grammars::executor(&t, specs, &limits, &choices, step, true, true).unwrap(),
-            prompt: encode(&ctx, "executor.jinja"),
-            max_tokens: 300,
-        },
-        Case {
-            name: "replan",
-            grammar: grammars::replan(&t, specs, &limits, &choices, false, objective).unwrap(),
-            prompt: encode(&ctx, "replanner.jinja"),
-            max_tokens: 300,
-        },
-        Case {
-            name: "regex (date)",
+        GrammarCase {
+            name: "regex (date)".into(),
             grammar: Grammar::Regex(r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])".into()),
             prompt: user("When did the first person land on the Moon? Give the date."),
             max_tokens: 64,
         },
-        Case {
-            name: "json schema",
+        GrammarCase {
+            name: "json schema".into(),
             grammar: Grammar::JsonSchema(customer),
             prompt: user("Describe a customer as JSON."),
             max_tokens: 160,
@@ -170,43 +140,6 @@ fn sampling(seed: u64) -> SamplingParams {
         seed,
         ..Default::default()
     }
-}
-
-/// Times every mask the decoder computes along `tokens` (an output of `grammar`).
-fn replay_masks(engine: &Engine, grammar: &Grammar, tokens: &[u32], out: &mut Vec<Duration>) {
-    let mut c = engine.grammars().unwrap().compile(grammar).unwrap();
-    let mut logits = vec![0f32; engine.model().logits_width()];
-    let mut pos = 0;
-    loop {
-        let forced = c.forced_tokens().unwrap();
-        if !forced.is_empty() {
-            assert_eq!(&tokens[pos..pos + forced.len()], &forced[..], "replay diverged");
-            pos += forced.len();
-            if c.is_stopped() {
-                return;
-            }
-            continue;
-        }
-        if c.is_stopped() {
-            return;
-        }
-        logits.fill(0.0);
-        let t = Instant::now();
-        c.apply_mask(&mut logits).unwrap();
-        out.push(t.elapsed());
-        // The output ended here (an end-of-turn token was sampled, or the budget ran out).
-        let Some(&tok) = tokens.get(pos) else { return };
-        c.commit(tok).unwrap();
-        pos += 1;
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i].as_secs_f64() * 1e6
 }
 
 #[derive(Default)]
@@ -253,7 +186,7 @@ fn bench_model(path: &Path, runs: u64, specs: &[ToolSpec]) {
             c.tokens += g.stats.generated_tokens;
             c.forced += g.stats.forced_tokens;
             c.secs += g.stats.decode_secs;
-            replay_masks(&engine, &case.grammar, &g.tokens, &mut masks);
+            masks.extend(replay_masks(&engine, &case.grammar, &g.tokens).unwrap());
             // The same prompt, sampler and number of tokens, free.
             let free = GenerateRequest {
                 max_tokens: g.tokens.len().max(1),
@@ -264,7 +197,7 @@ fn bench_model(path: &Path, runs: u64, specs: &[ToolSpec]) {
             u.tokens += f.stats.generated_tokens;
             u.secs += f.stats.decode_secs;
         }
-        row(case.name, &mut masks, &c, &u);
+        row(&case.name, &mut masks, &c, &u);
         all_masks.extend(masks);
         all_c.add(&c);
         all_u.add(&u);
@@ -278,9 +211,9 @@ fn row(name: &str, masks: &mut [Duration], c: &Throughput, u: &Throughput) {
     println!(
         "| {name} | {} | {:.0} | {:.0} | {:.0} | {:.0} % | {:.1} | {:.1} | {:.2} |",
         masks.len(),
-        percentile(masks, 0.5),
-        percentile(masks, 0.99),
-        percentile(masks, 1.0),
+        percentile_us(masks, 0.5),
+        percentile_us(masks, 0.99),
+        percentile_us(masks, 1.0),
         100.0 * c.forced as f64 / c.tokens.max(1) as f64,
         c.per_sec(),
         u.per_sec(),

@@ -29,6 +29,7 @@ pub mod supervisor;
 pub mod templates;
 pub mod tools;
 pub mod trace;
+pub mod workload;
 
 pub use calls::{ModelUsage, PrefixReuse, Usage};
 pub use interrupt::Interrupt;

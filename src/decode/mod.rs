@@ -4,6 +4,7 @@
 //! step forced tokens or mask → sample → commit → stop checks. It knows nothing of agents.
 
 pub mod constraint;
+pub mod mask_timing;
 pub mod sampling;
 pub mod session;
 pub mod stream;

@@ -124,6 +124,46 @@ fn bench_reports_both_tests() {
     let rows = v.as_array().unwrap();
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r["avg_ts"].as_f64().unwrap() > 0.0));
+    // Load time and peak memory: at least the weights, less than a copy of them in f32.
+    for r in rows {
+        assert!(r["load_secs"].as_f64().unwrap() > 0.0, "{r}");
+        let rss = r["peak_rss_bytes"].as_u64().unwrap();
+        assert!(rss > r["model_size"].as_u64().unwrap() && rss < 1 << 30, "{r}");
+    }
+}
+
+#[test]
+fn bench_measures_grammars_and_an_agent_task() {
+    let lark = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(lark.path(), "start: \"yes\" | \"no\" | \"maybe not\"\n").unwrap();
+    let file = lark.path().to_str().unwrap();
+    let o = pae(&["bench", "-p", "0", "-n", "0", "-r", "1", "--grammar", "plan", "--grammar", "executor", "--grammar", file, "--agent", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    let tests: Vec<&str> = rows.iter().map(|r| r["test"].as_str().unwrap()).collect();
+    assert_eq!(tests, ["grammar:plan", "grammar:executor", &format!("grammar:{file}"), "agent"]);
+    for g in &rows[..3] {
+        assert!(g["constrained_avg_ts"].as_f64().unwrap() > 0.0 && g["free_avg_ts"].as_f64().unwrap() > 0.0, "{g}");
+        assert!(g["generated_tokens"].as_u64().unwrap() >= g["forced_tokens"].as_u64().unwrap(), "{g}");
+        assert!(g["mask_us_p99"].as_f64().unwrap() >= g["mask_us_p50"].as_f64().unwrap(), "{g}");
+    }
+    // The model writes the free plan's steps itself: many masks, each timed.
+    assert!(rows[0]["masks"].as_u64().unwrap() > 10, "{}", rows[0]);
+    assert!(rows[0]["mask_us_p50"].as_f64().unwrap() > 0.0, "{}", rows[0]);
+    let a = &rows[3];
+    let calls = a["calls"].as_array().unwrap();
+    assert!(calls.len() >= 2, "a plan and a step at least: {a}");
+    assert_eq!(a["model_calls"].as_u64().unwrap() as usize, calls.len());
+    assert_eq!(calls[0]["purpose"], "plan");
+    let sum = |k: &str| calls.iter().map(|c| c[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(a["prompt_tokens"].as_u64(), Some(sum("prompt_tokens")));
+    assert_eq!(a["reused_tokens"].as_u64(), Some(sum("reused_tokens")));
+    assert_eq!(a["computed_tokens"].as_u64(), Some(sum("prompt_tokens") - sum("reused_tokens")));
+    assert!(sum("reused_tokens") > 0, "later calls start from a cached prefix: {a}");
+    assert!(calls.iter().all(|c| c["secs"].as_f64().unwrap() > 0.0), "{a}");
+    assert!(a["peak_rss_bytes"].as_u64().unwrap() > 50 << 20, "{a}");
+    fails_with(&["bench", "-p", "0", "-n", "0", "--grammar", "no/such/grammar.lark"], "reading grammar `no/such/grammar.lark`");
 }
 
 #[test]
