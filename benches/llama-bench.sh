@@ -11,8 +11,9 @@
 #
 # Environment: LLAMA_CPP_PYTHON_VERSION (default 0.3.36; 0.3.8 on CPUs with AMX, where newer
 # native builds crash in their AMX path), LLAMA_CMAKE_FLAGS (default -DGGML_NATIVE=ON),
-# PEER_CACHE (default ~/.cache/pae-local-peer). Needs python3 with pip, cmake and a C++
-# compiler; the first build takes about 10 minutes on 2 cores.
+# PEER_CACHE (default ~/.cache/pae-local-peer), PYPI_SIMPLE (the package index, default
+# https://pypi.org/simple). Needs python3, cmake (`pip install cmake` where it is missing) and a
+# C++ compiler; the first build takes about 10 minutes on 2 cores.
 set -euo pipefail
 
 if grep -q amx_tile /proc/cpuinfo 2>/dev/null; then version=0.3.8; else version=0.3.36; fi
@@ -27,7 +28,22 @@ if [ ! -x "$bin" ]; then
   src="$cache/src"
   mkdir -p "$src"
   echo "building llama-bench from llama-cpp-python $version (once) in $cache" >&2
-  python3 -m pip download -q --no-deps --no-binary :all: -d "$src" "llama-cpp-python==$version"
+  # The sdist straight from the package index, checked against the index's sha256: `pip
+  # download --no-binary :all:` would first build the sdist's build tools (CMake itself) from
+  # source just to read its metadata.
+  python3 - "$version" "$src" "${PYPI_SIMPLE:-https://pypi.org/simple}" <<'PY'
+import hashlib, re, sys, urllib.request
+version, dest, index = sys.argv[1], sys.argv[2], sys.argv[3].rstrip("/")
+name = f"llama_cpp_python-{version}.tar.gz"
+page = urllib.request.urlopen(f"{index}/llama-cpp-python/", timeout=60).read().decode()
+m = re.search(r'href="([^"#]*/' + re.escape(name) + r')#sha256=([0-9a-f]{64})"', page)
+if not m:
+    sys.exit(f"error: {name} is not on {index}/llama-cpp-python/")
+data = urllib.request.urlopen(m.group(1), timeout=600).read()
+if hashlib.sha256(data).hexdigest() != m.group(2):
+    sys.exit(f"error: {name} does not match the index's sha256")
+open(f"{dest}/{name}", "wb").write(data)
+PY
   tar -xzf "$src/llama_cpp_python-$version.tar.gz" -C "$src"
   build="$cache/build-$version"
   # shellcheck disable=SC2086 # the flags are a list

@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::RwLock;
 
-use tokenizers::models::bpe::BPE;
+use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::normalizers::Replace;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::sequence::Sequence;
@@ -64,12 +64,12 @@ pub enum TokenizerModel {
 
 /// The tokenizer of one model.
 pub struct Tokenizer {
-    inner: tokenizers::Tokenizer,
-    /// The same tokenizer treating control tokens as plain text, made on first use.
-    inner_plain: OnceLock<tokenizers::Tokenizer>,
-    token_bytes: Vec<Vec<u8>>,
+    /// Locked for writing only to encode control tokens' text as plain text, a switch of the
+    /// tokenizer's: a second tokenizer with the switch set would double the vocabulary and
+    /// merge tables (about 70 MB for a 262k SentencePiece vocabulary).
+    inner: RwLock<tokenizers::Tokenizer>,
+    token_bytes: TokenBytes,
     kinds: Vec<TokenKind>,
-    text_to_id: HashMap<String, u32>,
     model: TokenizerModel,
     bos: Option<u32>,
     eos: Option<u32>,
@@ -155,10 +155,10 @@ impl Tokenizer {
             return Err(Error::Tokenizer("the vocabulary is empty".into()));
         }
         let kinds = token_kinds(h, n)?;
-        let text_to_id = token_ids(&tokens);
+        let vocab = token_ids(&tokens);
         let built = match model_name {
-            "gpt2" => build_bpe(h, &tokens, &kinds, &text_to_id)?,
-            "llama" => build_sentencepiece(h, &tokens, &kinds, &text_to_id)?,
+            "gpt2" => build_bpe(h, &tokens, &kinds, vocab)?,
+            "llama" => build_sentencepiece(h, &tokens, &kinds, vocab)?,
             other => {
                 return Err(Error::Tokenizer(format!(
                     "tokenizer model `{other}` is not supported (gpt2 and llama are)"
@@ -166,11 +166,9 @@ impl Tokenizer {
             }
         };
         let mut this = Self {
-            inner: built.inner,
-            inner_plain: OnceLock::new(),
+            inner: RwLock::new(built.inner),
             token_bytes: built.token_bytes,
             kinds,
-            text_to_id,
             model: built.model,
             bos: None,
             eos: None,
@@ -194,23 +192,18 @@ impl Tokenizer {
             .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
         let token_bytes = llguidance::token_bytes_from_tokenizer_json(&json)
             .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        let token_bytes: TokenBytes = token_bytes.into_iter().collect();
         let n = token_bytes.len();
         let mut kinds = vec![TokenKind::Normal; n];
-        let mut text_to_id = HashMap::with_capacity(n);
-        for (tok, id) in inner.get_vocab(true) {
-            text_to_id.insert(tok, id);
-        }
         for (id, added) in inner.get_added_tokens_decoder() {
             if let Some(k) = kinds.get_mut(id as usize) {
                 *k = if added.special { TokenKind::Control } else { TokenKind::UserDefined };
             }
         }
         let mut this = Self {
-            inner,
-            inner_plain: OnceLock::new(),
+            inner: RwLock::new(inner),
             token_bytes,
             kinds,
-            text_to_id,
             model: TokenizerModel::HuggingFaceJson,
             bos: None,
             eos: None,
@@ -231,10 +224,11 @@ impl Tokenizer {
                 _ => {}
             }
         }
-        self.inner
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        inner
             .add_special_tokens(special)
             .map_err(|e| Error::Tokenizer(format!("adding special tokens: {e}")))?;
-        self.inner
+        inner
             .add_tokens(user)
             .map_err(|e| Error::Tokenizer(format!("adding user-defined tokens: {e}")))?;
         Ok(())
@@ -264,22 +258,20 @@ impl Tokenizer {
     /// (`tokenizer.ggml.add_bos_token`); `parse_special` recognises control tokens such as
     /// `<|im_start|>` in the text (user-defined tokens are always recognised, as in llama.cpp).
     pub fn encode(&self, text: &str, add_bos: bool, parse_special: bool) -> Result<Vec<u32>, Error> {
-        let tok = if parse_special {
-            &self.inner
-        } else {
-            self.inner_plain.get_or_init(|| {
-                let mut t = self.inner.clone();
-                t.set_encode_special_tokens(true);
-                t
-            })
-        };
         let mut text = std::borrow::Cow::Borrowed(text);
         if self.add_space_prefix && !text.is_empty() {
             text = std::borrow::Cow::Owned(format!(" {text}"));
         }
-        let enc = tok
-            .encode_fast(text.as_ref(), false)
-            .map_err(|e| Error::Tokenizer(format!("encoding: {e}")))?;
+        let enc = if parse_special {
+            self.inner.read().unwrap_or_else(|e| e.into_inner()).encode_fast(text.as_ref(), false)
+        } else {
+            let mut tok = self.inner.write().unwrap_or_else(|e| e.into_inner());
+            tok.set_encode_special_tokens(true);
+            let enc = tok.encode_fast(text.as_ref(), false);
+            tok.set_encode_special_tokens(false);
+            enc
+        }
+        .map_err(|e| Error::Tokenizer(format!("encoding: {e}")))?;
         let mut ids = Vec::with_capacity(enc.len() + 1);
         if add_bos && self.add_bos {
             ids.extend(self.bos);
@@ -290,12 +282,7 @@ impl Tokenizer {
 
     /// The raw bytes of token `id` (control tokens give their text).
     pub fn token_bytes(&self, id: u32) -> &[u8] {
-        self.token_bytes.get(id as usize).map_or(&[], |b| b.as_slice())
-    }
-
-    /// All tokens' bytes, indexed by id.
-    pub fn all_token_bytes(&self) -> &[Vec<u8>] {
-        &self.token_bytes
+        self.token_bytes.get(id as usize)
     }
 
     /// Decodes ids to text; invalid UTF-8 becomes U+FFFD. Control tokens are skipped unless
@@ -321,7 +308,7 @@ impl Tokenizer {
 
     /// The id of the token whose text is exactly `text`.
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.text_to_id.get(text).copied()
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).token_to_id(text)
     }
 
     /// Number of tokens in the vocabulary.
@@ -364,9 +351,44 @@ impl Tokenizer {
 /// strips a leading space.
 struct Built {
     inner: tokenizers::Tokenizer,
-    token_bytes: Vec<Vec<u8>>,
+    token_bytes: TokenBytes,
     model: TokenizerModel,
     add_space_prefix: bool,
+}
+
+/// Every token's bytes in one buffer, indexed by id: a vector per token would cost a heap
+/// block each (12 MB more for a 262k vocabulary).
+#[derive(Debug, Default)]
+struct TokenBytes {
+    bytes: Vec<u8>,
+    /// Where each token's bytes end in `bytes`.
+    ends: Vec<u32>,
+}
+
+impl TokenBytes {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Token `id`'s bytes; empty outside the vocabulary.
+    fn get(&self, id: usize) -> &[u8] {
+        let Some(&end) = self.ends.get(id) else { return &[] };
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        &self.bytes[start as usize..end as usize]
+    }
+}
+
+impl<B: AsRef<[u8]>> FromIterator<B> for TokenBytes {
+    fn from_iter<I: IntoIterator<Item = B>>(iter: I) -> Self {
+        let mut t = Self::default();
+        for b in iter {
+            t.bytes.extend_from_slice(b.as_ref());
+            t.ends.push(t.bytes.len() as u32);
+        }
+        t.bytes.shrink_to_fit();
+        t.ends.shrink_to_fit();
+        t
+    }
 }
 
 /// Reads each token's kind, which decides how its bytes are spelled and whether it is added
@@ -387,9 +409,10 @@ fn token_kinds(h: &GgufHeader, n: usize) -> Result<Vec<TokenKind>, Error> {
     })
 }
 
-/// Maps each token's text to its id, for vocabulary look-ups and the BPE vocabularies.
-fn token_ids(tokens: &[String]) -> HashMap<String, u32> {
-    let mut text_to_id = HashMap::with_capacity(tokens.len());
+/// Maps each token's text to its id: the BPE model's vocabulary, which also answers
+/// [`Tokenizer::token_id`] (a second map would cost 20 MB for a 262k vocabulary).
+fn token_ids(tokens: &[String]) -> Vocab {
+    let mut text_to_id = Vocab::with_capacity(tokens.len());
     for (i, t) in tokens.iter().enumerate() {
         text_to_id.insert(t.clone(), i as u32);
     }
@@ -402,13 +425,13 @@ fn build_bpe(
     h: &GgufHeader,
     tokens: &[String],
     kinds: &[TokenKind],
-    text_to_id: &HashMap<String, u32>,
+    vocab: Vocab,
 ) -> Result<Built, Error> {
     let pre = h.str_opt("tokenizer.ggml.pre")?.unwrap_or("default").to_string();
     let (regexes, ignore_merges) = pre_tokenizer_regexes(&pre)?;
     let merges = bpe_merges(h)?;
     let bpe = BPE::builder()
-        .vocab_and_merges(bpe_vocab(text_to_id), merges)
+        .vocab_and_merges(vocab, merges)
         .ignore_merges(ignore_merges)
         .build()
         .map_err(|e| Error::Tokenizer(format!("building BPE: {e}")))?;
@@ -449,7 +472,7 @@ fn byte_level_pre_tokenizer(regexes: &[&str]) -> Result<Sequence, Error> {
 
 /// Turns byte-level vocabulary entries back into raw bytes through GPT-2's character table;
 /// special and user-defined tokens are stored as plain text and kept as their UTF-8.
-fn byte_level_token_bytes(tokens: &[String], kinds: &[TokenKind]) -> Vec<Vec<u8>> {
+fn byte_level_token_bytes(tokens: &[String], kinds: &[TokenKind]) -> TokenBytes {
     let table = byte_level_chars();
     let mut rev = HashMap::with_capacity(256);
     for (b, c) in table.iter().enumerate() {
@@ -482,7 +505,7 @@ fn build_sentencepiece(
     h: &GgufHeader,
     tokens: &[String],
     kinds: &[TokenKind],
-    text_to_id: &HashMap<String, u32>,
+    vocab: Vocab,
 ) -> Result<Built, Error> {
     let n = tokens.len();
     let scores: Vec<f32> = match h.array_opt("tokenizer.ggml.scores")? {
@@ -492,7 +515,7 @@ fn build_sentencepiece(
         _ => return Err(Error::Tokenizer("SentencePiece vocabulary without scores".into())),
     };
     let add_space_prefix = h.bool_opt("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
-    let tok = sentencepiece_tokenizer(tokens, kinds, &scores, text_to_id, h)?;
+    let tok = sentencepiece_tokenizer(tokens, kinds, &scores, vocab, h)?;
     Ok(Built {
         inner: tok,
         token_bytes: sentencepiece_token_bytes(tokens, kinds),
@@ -503,7 +526,7 @@ fn build_sentencepiece(
 
 /// Spells SentencePiece tokens as raw bytes: `<0xAB>` tokens are that byte and `▁` is a
 /// space; special and user-defined tokens are kept as their UTF-8.
-fn sentencepiece_token_bytes(tokens: &[String], kinds: &[TokenKind]) -> Vec<Vec<u8>> {
+fn sentencepiece_token_bytes(tokens: &[String], kinds: &[TokenKind]) -> TokenBytes {
     tokens
         .iter()
         .zip(kinds)
@@ -513,10 +536,6 @@ fn sentencepiece_token_bytes(tokens: &[String], kinds: &[TokenKind]) -> Vec<Vec<
             _ => t.as_bytes().to_vec(),
         })
         .collect()
-}
-
-fn bpe_vocab(text_to_id: &HashMap<String, u32>) -> tokenizers::models::bpe::Vocab {
-    text_to_id.iter().map(|(k, v)| (k.clone(), *v)).collect()
 }
 
 fn parse_byte_token(t: &str) -> Option<u8> {
@@ -532,7 +551,7 @@ fn sentencepiece_tokenizer(
     tokens: &[String],
     kinds: &[TokenKind],
     scores: &[f32],
-    text_to_id: &HashMap<String, u32>,
+    vocab: Vocab,
     h: &GgufHeader,
 ) -> Result<tokenizers::Tokenizer, Error> {
     // Every split of every token into two vocabulary entries is a candidate merge:
@@ -544,7 +563,7 @@ fn sentencepiece_tokenizer(
         }
         for (split, _) in t.char_indices().skip(1) {
             let (a, b) = t.split_at(split);
-            if text_to_id.contains_key(a) && text_to_id.contains_key(b) {
+            if vocab.contains_key(a) && vocab.contains_key(b) {
                 merges.push((scores[id], id as u32, split));
             }
         }
@@ -564,7 +583,7 @@ fn sentencepiece_tokenizer(
         .and_then(|i| tokens.get(i as usize))
         .cloned();
     let mut builder = BPE::builder()
-        .vocab_and_merges(bpe_vocab(text_to_id), merges)
+        .vocab_and_merges(vocab, merges)
         .byte_fallback(true);
     if let Some(unk) = unk {
         builder = builder.unk_token(unk);
