@@ -7,7 +7,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, T
 
 use super::attention_cpu::RopeCpu;
 use super::config::{Activation, RopeLayout};
-use super::quant_cpu::{self, QuantMatrix};
+use super::quant_cpu::{self, CpuMatrix};
 
 /// A projection `x·Wᵀ (+ b)` whose weight stays in its file quantization.
 ///
@@ -22,14 +22,14 @@ pub struct Linear {
 #[derive(Debug, Clone)]
 enum Weight {
     Candle(QMatMul),
-    /// Q4_1, Q5_0, Q5_1 on an AVX2 CPU: our kernels (candle's are scalar there).
-    Cpu(Arc<QuantMatrix>),
+    /// Q4_1, Q5_x, Q4_K, Q5_K, Q6_K and Q8_0 on an AVX2 CPU: our kernels.
+    Cpu(Arc<dyn CpuMatrix>),
 }
 
 impl Linear {
     pub fn new(weight: Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
         let weight = if quant_cpu::handles(weight.dtype()) && weight.device().is_cpu() && quant_cpu::available() {
-            Weight::Cpu(Arc::new(QuantMatrix::from_qtensor(&weight)?))
+            Weight::Cpu(quant_cpu::matrix(weight)?)
         } else {
             Weight::Candle(QMatMul::from_arc(weight)?)
         };

@@ -1,18 +1,23 @@
-//! Matrix products for Q4_1, Q5_0 and Q5_1 weights on x86 CPUs with AVX2 (and AVX-512 VNNI
-//! where present, detected at run time; `PAE_CPU_KERNELS=avx2|scalar` forces a lower level).
+//! Matrix products for quantized weights on x86 CPUs with AVX2 (and AVX-512 VNNI where
+//! present, detected at run time; `PAE_CPU_KERNELS=avx2|scalar` forces a lower level): Q4_1,
+//! Q5_0 and Q5_1 here, Q8_0 and Q6_K in [`int8`], Q4_K and Q5_K unpacked by [`kquant`] into
+//! Q4_1 and Q5_1 blocks of the same values.
 //!
-//! Written by hand because candle 0.11 has no SIMD dot product for these types on x86: it falls
-//! back to scalar loops, which took 78% of decode time on SmolLM2-135M-Instruct Q4_1 (the
-//! default model) and most of Gemma-3-270M's, whose projections are Q5_0. The kernels follow
-//! llama.cpp (`ggml_vec_dot_q4_1_q8_1`, `…_q5_0_q8_0`, `…_q5_1_q8_1`): activations are
-//! quantized to 8 bits per 32-value block exactly as llama.cpp's AVX path does (scale
-//! `127 / amax`, round half to even, f16 scale, block sum in f32), unsigned-by-signed byte
-//! products are summed in integers and scaled once per block. Work is split over candle's
+//! Written by hand because candle 0.11 has no SIMD dot product for the 32-value types on x86:
+//! it falls back to scalar loops, which took 78% of decode time on SmolLM2-135M-Instruct Q4_1
+//! (the default model) and most of Gemma-3-270M's, whose projections are Q5_0. Its K-quant
+//! kernels keep a second, repacked copy of every weight, and its Q8_0 one was the larger part
+//! of Gemma-3's decode. The kernels follow llama.cpp (`ggml_vec_dot_q4_1_q8_1`,
+//! `…_q5_0_q8_0`, `…_q5_1_q8_1`, `…_q8_0_q8_0`): activations are quantized to 8 bits per
+//! 32-value block exactly as llama.cpp's AVX path does (scale `127 / amax`, round half to
+//! even, f16 scale, block sum in f32), unsigned-by-signed byte products are summed in integers
+//! and scaled once per block. For K-quants llama.cpp quantizes activations per 256 values
+//! (Q8_K); per 32, as here, is closer to the exact product. Work is split over candle's
 //! thread pool, so `--threads` governs it too.
 //!
-//! Decode (one activation row) multiplies four weight rows at once with the row; prefill
-//! unpacks each weight block once and multiplies it with a tile of activation rows, where
-//! unpacking (the fifth bits above all) had cost as much as the products.
+//! Decode (one activation row) reads four weight rows, one after another; prefill unpacks
+//! each weight block once and multiplies it with a tile of activation rows, where unpacking
+//! (the fifth bits above all) had cost as much as the products.
 
 use std::sync::Arc;
 
@@ -29,9 +34,25 @@ pub fn available() -> bool {
     super::cpu::simd_available()
 }
 
+mod int8;
+mod kquant;
+
 /// Whether `dtype` is one this module handles.
 pub fn handles(dtype: GgmlDType) -> bool {
-    matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
+    use GgmlDType::*;
+    matches!(dtype, Q4_1 | Q5_0 | Q5_1 | Q4K | Q5K | Q6K | Q8_0)
+}
+
+/// The kernels' form of a CPU tensor `[n, k]` whose type [`handles`] accepts: Q8_0 shares the
+/// tensor's blocks, the others are unpacked into the kernels' layouts (the tensor can then be
+/// dropped).
+pub fn matrix(t: Arc<QTensor>) -> Result<Arc<dyn CpuMatrix>> {
+    Ok(match t.dtype() {
+        GgmlDType::Q8_0 => Arc::new(int8::Q8_0Matrix::new(t)?),
+        GgmlDType::Q6K => Arc::new(int8::Int8Matrix::from_q6k(&t)?),
+        GgmlDType::Q4K | GgmlDType::Q5K => Arc::new(QuantMatrix::from_kquant(&t)?),
+        _ => Arc::new(QuantMatrix::from_qtensor(&t)?),
+    })
 }
 
 /// 32 activations `d * q` with `q` in -127..=127; `d` and `s = d * Σq` hold the f16-rounded
@@ -125,6 +146,33 @@ impl QuantMatrix {
         Ok(Self { format, qs, qh, dm, n, k })
     }
 
+    /// Takes a CPU Q4_K or Q5_K tensor `[n, k]` as Q4_1 or Q5_1 blocks of the same values.
+    pub fn from_kquant(t: &QTensor) -> Result<Self> {
+        let (n, k) = t.shape().dims2()?;
+        let fifth = match t.dtype() {
+            GgmlDType::Q4K => false,
+            GgmlDType::Q5K => true,
+            other => candle_core::bail!("{other:?} is not Q4_K or Q5_K"),
+        };
+        let blocks = kquant::k_to_nibbles(&t.data()?, n * k, fifth)?;
+        let mut m = Self {
+            format: if fifth { Format::Q5_1 } else { Format::Q4_1 },
+            qs: Vec::with_capacity(blocks.len()),
+            qh: Vec::with_capacity(if fifth { blocks.len() } else { 0 }),
+            dm: Vec::with_capacity(blocks.len()),
+            n,
+            k,
+        };
+        for b in blocks {
+            m.qs.push(b.qs);
+            if fifth {
+                m.qh.push(b.qh);
+            }
+            m.dm.push(b.dm);
+        }
+        Ok(m)
+    }
+
     fn row(&self, i: usize) -> Row<'_> {
         let per_row = self.k / QK;
         let r = i * per_row..(i + 1) * per_row;
@@ -135,80 +183,137 @@ impl QuantMatrix {
         }
     }
 
+}
+
+/// A weight matrix in one of the kernels' layouts: what the parallel drivers below need of it.
+trait Kernel: Sync {
+    /// Outputs (rows of the weight).
+    fn n(&self) -> usize;
+    /// Inputs, a whole number of [`QK`]-value blocks.
+    fn k(&self) -> usize;
+    /// Decode: `x` (one activation row) times the weight rows `rows`.
+    fn dot4(&self, level: Level, rows: [usize; 4], x: &[ActBlock]) -> [f32; 4];
+    /// Prefill: `out[i] = W[row] · x[i]` for up to [`TILE_ROWS`] activation rows, the
+    /// weight row's blocks unpacked once for all of them.
+    fn dot_rows(&self, level: Level, row: usize, x: &[&[ActBlock]], out: &mut [f32; TILE_ROWS]);
+    /// The exact integer-sum reference for one weight row and one activation row, which the
+    /// SIMD paths are tested against.
+    #[cfg(test)]
+    fn dot_scalar(&self, row: usize, x: &[ActBlock]) -> f32;
+}
+
+/// A weight matrix our kernels multiply, whatever its layout.
+pub trait CpuMatrix: std::fmt::Debug + Send + Sync {
+    /// `(n, k)`: outputs and inputs.
+    fn dims(&self) -> (usize, usize);
     /// `dst[r][c] = x[r] · W[c]` for the `m` rows of `x` (`[m, k]`, row-major).
-    pub fn matmul(&self, x: &[f32], m: usize, dst: &mut [f32]) {
-        let k = self.k;
-        let per_row = k / QK;
-        let mut xq = vec![EMPTY_ACT; m * per_row];
-        for r in 0..m {
-            quantize_row(&x[r * k..(r + 1) * k], &mut xq[r * per_row..(r + 1) * per_row]);
-        }
-        if m >= 2 && kernel_level() != Level::Scalar {
-            return self.matmul_tiled(kernel_level(), &xq, m, dst);
-        }
-        let n = self.n;
-        // Work items: (tile of up to 4 activation rows) × (group of 8 output columns).
-        const COLS: usize = 8;
-        const ROWS: usize = 4;
-        let col_groups = n.div_ceil(COLS);
-        let row_tiles = m.div_ceil(ROWS);
-        let dst_ptr = SendPtr(dst.as_mut_ptr());
-        let xq = &xq;
-        candle_core::utils::barrier_pool().execute_chunked(row_tiles * col_groups, |items| {
-            for item in items {
-                let (tile, group) = (item / col_groups, item % col_groups);
-                let cols = group * COLS..((group + 1) * COLS).min(n);
-                for r in tile * ROWS..((tile + 1) * ROWS).min(m) {
-                    let xr = &xq[r * per_row..(r + 1) * per_row];
-                    let mut c = cols.start;
-                    while c < cols.end {
-                        let take = (cols.end - c).min(4);
-                        let rows: [Row<'_>; 4] = std::array::from_fn(|i| self.row(c + i.min(take - 1)));
-                        let v = dot4(self.format, rows, xr);
-                        for (i, &val) in v.iter().enumerate().take(take) {
-                            // SAFETY: each (r, c) belongs to exactly one work item, and
-                            // r * n + c < m * n = dst.len().
-                            unsafe { *dst_ptr.get().add(r * n + c + i) = val };
-                        }
-                        c += take;
-                    }
-                }
-            }
-        });
+    fn matmul(&self, x: &[f32], m: usize, dst: &mut [f32]);
+}
+
+impl<T: Kernel + std::fmt::Debug + Send> CpuMatrix for T {
+    fn dims(&self) -> (usize, usize) {
+        (self.n(), self.k())
+    }
+
+    fn matmul(&self, x: &[f32], m: usize, dst: &mut [f32]) {
+        matmul(self, x, m, dst);
     }
 }
 
-impl QuantMatrix {
-    /// Prefill: each weight block is unpacked once and multiplied with [`TILE_ROWS`]
-    /// activation rows (the decode path, [`dot4`], unpacks it again for every row). Work
-    /// items are (tile of activation rows) × (group of output columns), tile-major, so a
-    /// thread's consecutive items share the activation tile in its cache.
-    fn matmul_tiled(&self, level: Level, xq: &[ActBlock], m: usize, dst: &mut [f32]) {
-        const COLS: usize = 16;
-        let (n, per_row) = (self.n, self.k / QK);
-        let col_groups = n.div_ceil(COLS);
-        let row_tiles = m.div_ceil(TILE_ROWS);
-        let dst_ptr = SendPtr(dst.as_mut_ptr());
-        candle_core::utils::barrier_pool().execute_chunked(row_tiles * col_groups, |items| {
-            for item in items {
-                let (tile, group) = (item / col_groups, item % col_groups);
-                let rows = tile * TILE_ROWS..((tile + 1) * TILE_ROWS).min(m);
-                let mut x: [&[ActBlock]; TILE_ROWS] = [&[]; TILE_ROWS];
-                for (slot, r) in x.iter_mut().zip(rows.clone()) {
-                    *slot = &xq[r * per_row..(r + 1) * per_row];
-                }
-                let x = &x[..rows.len()];
-                for c in group * COLS..((group + 1) * COLS).min(n) {
-                    let mut out = [0f32; TILE_ROWS];
-                    dot_rows(level, self.format, self.row(c), x, &mut out);
-                    for (i, r) in rows.clone().enumerate() {
+/// Quantizes the activations once, then runs the decode or the prefill driver.
+fn matmul<W: Kernel + ?Sized>(w: &W, x: &[f32], m: usize, dst: &mut [f32]) {
+    let k = w.k();
+    let per_row = k / QK;
+    let mut xq = vec![EMPTY_ACT; m * per_row];
+    for r in 0..m {
+        quantize_row(&x[r * k..(r + 1) * k], &mut xq[r * per_row..(r + 1) * per_row]);
+    }
+    let level = kernel_level();
+    if m >= 2 && level != Level::Scalar {
+        return matmul_tiled(w, level, &xq, m, dst);
+    }
+    let n = w.n();
+    // Work items: (tile of up to 4 activation rows) × (group of 8 output columns).
+    const COLS: usize = 8;
+    const ROWS: usize = 4;
+    let col_groups = n.div_ceil(COLS);
+    let row_tiles = m.div_ceil(ROWS);
+    let dst_ptr = SendPtr(dst.as_mut_ptr());
+    let xq = &xq;
+    candle_core::utils::barrier_pool().execute_chunked(row_tiles * col_groups, |items| {
+        for item in items {
+            let (tile, group) = (item / col_groups, item % col_groups);
+            let cols = group * COLS..((group + 1) * COLS).min(n);
+            for r in tile * ROWS..((tile + 1) * ROWS).min(m) {
+                let xr = &xq[r * per_row..(r + 1) * per_row];
+                let mut c = cols.start;
+                while c < cols.end {
+                    let take = (cols.end - c).min(4);
+                    let v = w.dot4(level, std::array::from_fn(|i| c + i.min(take - 1)), xr);
+                    for (i, &val) in v.iter().enumerate().take(take) {
                         // SAFETY: each (r, c) belongs to exactly one work item, and
                         // r * n + c < m * n = dst.len().
-                        unsafe { *dst_ptr.get().add(r * n + c) = out[i] };
+                        unsafe { *dst_ptr.get().add(r * n + c + i) = val };
                     }
+                    c += take;
                 }
             }
-        });
+        }
+    });
+}
+
+/// Prefill: each weight block is unpacked once and multiplied with [`TILE_ROWS`] activation
+/// rows (the decode path, [`Kernel::dot4`], unpacks it again for every row). Work items are
+/// (tile of activation rows) × (group of output columns), tile-major, so a thread's
+/// consecutive items share the activation tile in its cache.
+fn matmul_tiled<W: Kernel + ?Sized>(w: &W, level: Level, xq: &[ActBlock], m: usize, dst: &mut [f32]) {
+    const COLS: usize = 16;
+    let (n, per_row) = (w.n(), w.k() / QK);
+    let col_groups = n.div_ceil(COLS);
+    let row_tiles = m.div_ceil(TILE_ROWS);
+    let dst_ptr = SendPtr(dst.as_mut_ptr());
+    candle_core::utils::barrier_pool().execute_chunked(row_tiles * col_groups, |items| {
+        for item in items {
+            let (tile, group) = (item / col_groups, item % col_groups);
+            let rows = tile * TILE_ROWS..((tile + 1) * TILE_ROWS).min(m);
+            let mut x: [&[ActBlock]; TILE_ROWS] = [&[]; TILE_ROWS];
+            for (slot, r) in x.iter_mut().zip(rows.clone()) {
+                *slot = &xq[r * per_row..(r + 1) * per_row];
+            }
+            let x = &x[..rows.len()];
+            for c in group * COLS..((group + 1) * COLS).min(n) {
+                let mut out = [0f32; TILE_ROWS];
+                w.dot_rows(level, c, x, &mut out);
+                for (i, r) in rows.clone().enumerate() {
+                    // SAFETY: each (r, c) belongs to exactly one work item, and
+                    // r * n + c < m * n = dst.len().
+                    unsafe { *dst_ptr.get().add(r * n + c) = out[i] };
+                }
+            }
+        }
+    });
+}
+
+impl Kernel for QuantMatrix {
+    fn n(&self) -> usize {
+        self.n
+    }
+
+    fn k(&self) -> usize {
+        self.k
+    }
+
+    fn dot4(&self, level: Level, rows: [usize; 4], x: &[ActBlock]) -> [f32; 4] {
+        dot4(level, self.format, rows.map(|r| self.row(r)), x)
+    }
+
+    fn dot_rows(&self, level: Level, row: usize, x: &[&[ActBlock]], out: &mut [f32; TILE_ROWS]) {
+        dot_rows(level, self.format, self.row(row), x, out);
+    }
+
+    #[cfg(test)]
+    fn dot_scalar(&self, row: usize, x: &[ActBlock]) -> f32 {
+        dot_scalar(self.format, self.row(row), x)
     }
 }
 
@@ -444,13 +549,13 @@ fn weight(format: Format, qs: &[u8; QK / 2], qh: u32, j: usize) -> i32 {
 }
 
 /// Four dot products of weight rows with one activation row.
-fn dot4(format: Format, w: [Row<'_>; 4], x: &[ActBlock]) -> [f32; 4] {
+fn dot4(level: Level, format: Format, w: [Row<'_>; 4], x: &[ActBlock]) -> [f32; 4] {
     #[cfg(target_arch = "x86_64")]
     {
-        if kernel_level() != Level::Scalar {
+        if level != Level::Scalar {
             // SAFETY: `kernel_level` detected each level's features.
             return unsafe {
-                match (format, kernel_level() == Level::Vnni) {
+                match (format, level == Level::Vnni) {
                     (Format::Q4_1, false) => dot4_avx2::<false, false>(w, x),
                     (Format::Q5_0, false) => dot4_avx2::<true, true>(w, x),
                     (Format::Q5_1, false) => dot4_avx2::<true, false>(w, x),
@@ -496,64 +601,21 @@ unsafe fn dot4_vnni<const FIFTH: bool, const CENTERED: bool>(w: [Row<'_>; 4], x:
     dot4_body::<FIFTH, CENTERED, true>(w, x)
 }
 
-/// The body of both, inlined into each so that it is compiled with that caller's instructions.
+/// The body of both, inlined into each so that it is compiled with that caller's
+/// instructions: the prefill kernel with one activation row, for each weight row in turn.
+/// Reading the rows one after another keeps each array a single sequential stream for the
+/// hardware prefetcher; interleaving four rows block by block had made twelve short streams.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn dot4_body<const FIFTH: bool, const CENTERED: bool, const VNNI: bool>(
     w: [Row<'_>; 4],
     x: &[ActBlock],
 ) -> [f32; 4] {
-    use std::arch::x86_64::*;
-    let low = _mm256_set1_epi8(0x0F);
-    let ones = _mm256_set1_epi16(1);
-    // Byte i of the vector selects byte i / 8 of `qh`; the mask has every bit but one set, so
-    // only bytes whose bit is set compare equal to all-ones.
-    let spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
-    let bit_mask = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
-    let sixteen = _mm256_set1_epi8(0x10);
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut mins = [0f32; 4];
-    for (b, bx) in x.iter().enumerate() {
-        let qx = _mm256_load_si256(bx.qs.as_ptr() as *const __m256i);
-        // Q5_0's weights are q - 16: subtract 16·Σx per lane, computed once per block.
-        let offset = if CENTERED && VNNI {
-            _mm256_dpbusd_epi32(_mm256_setzero_si256(), sixteen, qx)
-        } else if CENTERED {
-            _mm256_madd_epi16(_mm256_maddubs_epi16(sixteen, qx), ones)
-        } else {
-            _mm256_setzero_si256()
-        };
-        for i in 0..4 {
-            let [d, m] = *w[i].dm.get_unchecked(b);
-            if !CENTERED {
-                mins[i] += m * bx.s;
-            }
-            let packed = _mm_loadu_si128(w[i].qs.get_unchecked(b).as_ptr() as *const __m128i);
-            // Low nibbles (weights 0..16) in the low lane, high nibbles (16..32) in the high lane.
-            let both = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(packed), _mm_srli_epi16::<4>(packed));
-            let mut qw = _mm256_and_si256(both, low);
-            if FIFTH {
-                let bits = *w[i].qh.get_unchecked(b) as i32;
-                let set = _mm256_cmpeq_epi8(
-                    _mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(bits), spread), bit_mask),
-                    _mm256_set1_epi64x(-1),
-                );
-                qw = _mm256_or_si256(qw, _mm256_and_si256(set, sixteen));
-            }
-            // u8 × i8 products summed in fours to i32 (VNNI), or in pairs to i16 (at most
-            // 2·31·127, no overflow) and then to i32.
-            let mut p = if VNNI {
-                _mm256_dpbusd_epi32(_mm256_setzero_si256(), qw, qx)
-            } else {
-                _mm256_madd_epi16(_mm256_maddubs_epi16(qw, qx), ones)
-            };
-            if CENTERED {
-                p = _mm256_sub_epi32(p, offset);
-            }
-            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d * bx.d), _mm256_cvtepi32_ps(p), acc[i]);
-        }
-    }
-    std::array::from_fn(|i| hsum(acc[i]) + mins[i])
+    std::array::from_fn(|i| {
+        let mut out = [0f32; TILE_ROWS];
+        dot_rows_body::<FIFTH, CENTERED, 1, VNNI>(w[i], &[x], &mut out);
+        out[0]
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -567,7 +629,7 @@ unsafe fn hsum(v: std::arch::x86_64::__m256) -> f32 {
 
 /// The candle op that runs [`QuantMatrix::matmul`] on a `[.., k]` f32 tensor.
 #[derive(Debug, Clone)]
-pub struct QuantMatMul(pub Arc<QuantMatrix>);
+pub struct QuantMatMul(pub Arc<dyn CpuMatrix>);
 
 impl CustomOp1 for QuantMatMul {
     fn name(&self) -> &'static str {
@@ -585,19 +647,20 @@ impl CustomOp1 for QuantMatMul {
         let x = &data[start..end];
         let mut dims = layout.shape().dims().to_vec();
         let k = dims.pop().unwrap_or(0);
-        if k != w.k {
-            candle_core::bail!("quant-cpu-matmul: input has {k} features, the weight {}", w.k)
+        let (n, wk) = w.dims();
+        if k != wk {
+            candle_core::bail!("quant-cpu-matmul: input has {k} features, the weight {wk}")
         }
         let m = x.len() / k;
-        let mut dst = vec![0f32; m * w.n];
+        let mut dst = vec![0f32; m * n];
         w.matmul(x, m, &mut dst);
-        dims.push(w.n);
+        dims.push(n);
         Ok((CpuStorage::F32(dst), Shape::from(dims)))
     }
 }
 
 /// Applies the kernel: `x` of shape `[.., k]` → `[.., n]`.
-pub fn forward(w: &Arc<QuantMatrix>, x: &Tensor) -> Result<Tensor> {
+pub fn forward(w: &Arc<dyn CpuMatrix>, x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1_no_bwd(&QuantMatMul(w.clone()))
 }
 
@@ -606,53 +669,176 @@ mod tests {
     use super::*;
     use candle_core::{Device, Module};
 
+    /// Every type the kernels take, with the kernel each is unpacked into.
+    const TYPES: [GgmlDType; 7] = [
+        GgmlDType::Q4_1,
+        GgmlDType::Q5_0,
+        GgmlDType::Q5_1,
+        GgmlDType::Q4K,
+        GgmlDType::Q5K,
+        GgmlDType::Q6K,
+        GgmlDType::Q8_0,
+    ];
+
+    /// Every instruction level this CPU has, whatever `PAE_CPU_KERNELS` says.
+    fn levels() -> impl Iterator<Item = Level> {
+        [Level::Scalar, Level::Avx2, Level::Vnni].into_iter().filter(|l| match l {
+            Level::Scalar => true,
+            Level::Avx2 => available(),
+            Level::Vnni => available() && vnni_available(),
+        })
+    }
+
+    /// A random `[n, k]` weight in `dtype`, as candle quantizes it, and our kernel's form.
+    fn random_weight(dtype: GgmlDType, n: usize, k: usize) -> (QTensor, Box<dyn KernelMatrix>) {
+        let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, dtype).unwrap();
+        let kernel: Box<dyn KernelMatrix> = match dtype {
+            GgmlDType::Q8_0 => Box::new(int8::Q8_0Matrix::new(Arc::new(QTensor::quantize(&w, dtype).unwrap())).unwrap()),
+            GgmlDType::Q6K => Box::new(int8::Int8Matrix::from_q6k(&q).unwrap()),
+            GgmlDType::Q4K | GgmlDType::Q5K => Box::new(QuantMatrix::from_kquant(&q).unwrap()),
+            _ => Box::new(QuantMatrix::from_qtensor(&q).unwrap()),
+        };
+        (q, kernel)
+    }
+
+    /// [`Kernel`] as an object, for tests over every type.
+    trait KernelMatrix {
+        fn kernel(&self) -> &dyn KernelDyn;
+    }
+    trait KernelDyn {
+        fn n(&self) -> usize;
+        fn dot4(&self, level: Level, rows: [usize; 4], x: &[ActBlock]) -> [f32; 4];
+        fn dot_scalar(&self, row: usize, x: &[ActBlock]) -> f32;
+        fn tiled(&self, level: Level, xq: &[ActBlock], m: usize, dst: &mut [f32]);
+        fn matmul(&self, x: &[f32], m: usize, dst: &mut [f32]);
+    }
+    impl<T: Kernel> KernelDyn for T {
+        fn n(&self) -> usize {
+            Kernel::n(self)
+        }
+        fn dot4(&self, level: Level, rows: [usize; 4], x: &[ActBlock]) -> [f32; 4] {
+            Kernel::dot4(self, level, rows, x)
+        }
+        fn dot_scalar(&self, row: usize, x: &[ActBlock]) -> f32 {
+            Kernel::dot_scalar(self, row, x)
+        }
+        fn tiled(&self, level: Level, xq: &[ActBlock], m: usize, dst: &mut [f32]) {
+            matmul_tiled(self, level, xq, m, dst);
+        }
+        fn matmul(&self, x: &[f32], m: usize, dst: &mut [f32]) {
+            matmul(self, x, m, dst);
+        }
+    }
+    impl<T: Kernel> KernelMatrix for T {
+        fn kernel(&self) -> &dyn KernelDyn {
+            self
+        }
+    }
+
+    fn quantized(x: &[f32], m: usize, k: usize) -> Vec<ActBlock> {
+        let mut xq = vec![EMPTY_ACT; m * k / QK];
+        for r in 0..m {
+            quantize_row(&x[r * k..(r + 1) * k], &mut xq[r * k / QK..(r + 1) * k / QK]);
+        }
+        xq
+    }
+
+    fn close(a: f32, b: f32) -> bool {
+        (a - b).abs() <= 1e-4 * a.abs().max(b.abs()).max(1.0)
+    }
+
     #[test]
-    fn matches_dequantized_weights_candle_and_scalar_kernel() {
-        let dev = Device::Cpu;
-        for dtype in [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1] {
-            let w = Tensor::randn(0f32, 1.0, (40, 96), &dev).unwrap();
+    fn k_quants_unpack_to_exactly_the_values_candle_dequantizes() {
+        for dtype in [GgmlDType::Q4K, GgmlDType::Q5K, GgmlDType::Q6K] {
+            let w = Tensor::randn(0f32, 1.0, (3, 512), &Device::Cpu).unwrap();
             let q = QTensor::quantize(&w, dtype).unwrap();
-            let mat = Arc::new(QuantMatrix::from_qtensor(&q).unwrap());
-            let x = Tensor::randn(0f32, 1.0, (5, 96), &dev).unwrap();
-            let ours = forward(&mat, &x).unwrap();
-            // Dequantized weights times f32 activations: only activation rounding differs.
-            let exact = x.matmul(&q.dequantize(&dev).unwrap().t().unwrap()).unwrap();
-            let diff = (&ours - &exact).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(diff < 0.3, "{dtype:?}: max diff {diff}");
-            // candle's own (scalar) path quantizes activations too: close, not identical.
-            let candle = candle_core::quantized::QMatMul::from_qtensor(q).unwrap().forward(&x).unwrap();
-            let diff = (&ours - &candle).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(diff < 0.05, "{dtype:?}: max diff vs candle {diff}");
-            // SIMD and scalar kernels agree to rounding.
-            let xs = x.to_vec2::<f32>().unwrap();
-            let mut xq = vec![EMPTY_ACT; 3];
-            quantize_row(&xs[0], &mut xq);
-            for c in (0..40).step_by(4) {
-                let rows = std::array::from_fn(|i| mat.row(c + i));
-                let mut kernels = vec![dot4(mat.format, rows, &xq)];
-                if available() {
-                    // SAFETY: detected just above (and below for VNNI).
-                    kernels.push(unsafe {
-                        match mat.format {
-                            Format::Q4_1 => dot4_avx2::<false, false>(rows, &xq),
-                            Format::Q5_0 => dot4_avx2::<true, true>(rows, &xq),
-                            Format::Q5_1 => dot4_avx2::<true, false>(rows, &xq),
-                        }
-                    });
+            let want = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let got: Vec<f32> = match dtype {
+                GgmlDType::Q6K => {
+                    let (qs, scales) = kquant::q6k_to_int8(&q.data().unwrap(), 3 * 512).unwrap();
+                    qs.iter()
+                        .zip(&scales)
+                        .flat_map(|(b, s)| (0..QK).map(move |j| s[j / 16] * b[j] as f32))
+                        .collect()
                 }
-                if available() && vnni_available() {
-                    kernels.push(unsafe {
-                        match mat.format {
-                            Format::Q4_1 => dot4_vnni::<false, false>(rows, &xq),
-                            Format::Q5_0 => dot4_vnni::<true, true>(rows, &xq),
-                            Format::Q5_1 => dot4_vnni::<true, false>(rows, &xq),
-                        }
-                    });
+                _ => {
+                    let m = QuantMatrix::from_kquant(&q).unwrap();
+                    let m = &m;
+                    (0..m.qs.len())
+                        .flat_map(|b| {
+                            let qh = m.qh.get(b).copied().unwrap_or(0);
+                            let [d, o] = m.dm[b];
+                            (0..QK).map(move |j| d * weight(m.format, &m.qs[b], qh, j) as f32 + o).collect::<Vec<_>>()
+                        })
+                        .collect()
                 }
-                for simd in kernels {
-                    for (i, a) in simd.into_iter().enumerate() {
-                        let b = dot_scalar(mat.format, mat.row(c + i), &xq);
-                        assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{dtype:?}: {a} vs {b}");
+            };
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{dtype:?} value {i}: {g} vs {w}");
+            }
+        }
+    }
+
+    /// Root-mean-square of `a - b` relative to that of `b`.
+    fn relative_rms(a: &Tensor, b: &Tensor) -> f32 {
+        let rms = |t: &Tensor| t.sqr().unwrap().mean_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
+        rms(&(a - b).unwrap()) / rms(b)
+    }
+
+    #[test]
+    fn every_type_matches_dequantized_weights_and_candle() {
+        let dev = Device::Cpu;
+        for dtype in TYPES {
+            let kquant = matches!(dtype, GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K);
+            // K-quants need rows of whole 256-value blocks. 37 rows leave a tail of 1 after
+            // groups of 4 (decode) and of 5 after groups of 16 (prefill).
+            let k = if kquant { 512 } else { 96 };
+            let (q, ours) = random_weight(dtype, 37, k);
+            let dequantized = q.dequantize(&dev).unwrap();
+            let candle = candle_core::quantized::QMatMul::from_qtensor(q).unwrap();
+            for m in [1, 5] {
+                let x = Tensor::randn(0f32, 1.0, (m, k), &dev).unwrap();
+                let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let mut got = vec![0f32; m * 37];
+                ours.kernel().matmul(&xs, m, &mut got);
+                let got = Tensor::from_vec(got, (m, 37), &dev).unwrap();
+                // Dequantized weights times f32 activations: only activation rounding differs
+                // (about 0.5% of the result's magnitude).
+                let exact = x.matmul(&dequantized.t().unwrap()).unwrap();
+                let ours_err = relative_rms(&got, &exact);
+                assert!(ours_err < 0.02, "{dtype:?} m={m}: relative error {ours_err}");
+                let theirs = candle.forward(&x).unwrap();
+                if kquant {
+                    // candle quantizes the activations per 256 values (llama.cpp's Q8_K), we
+                    // per 32, with finer scales: no further from the exact product.
+                    let candle_err = relative_rms(&theirs, &exact);
+                    assert!(ours_err <= candle_err * 1.5, "{dtype:?} m={m}: relative error {ours_err}, candle's {candle_err}");
+                } else {
+                    // The same activation quantization as candle and llama.cpp.
+                    let diff = relative_rms(&got, &theirs);
+                    assert!(diff < 5e-3, "{dtype:?} m={m}: relative difference from candle {diff}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decode_kernels_match_the_scalar_kernel_on_every_level() {
+        for dtype in TYPES {
+            let k = if matches!(dtype, GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K) { 256 } else { 96 };
+            let (_, ours) = random_weight(dtype, 10, k);
+            let w = ours.kernel();
+            let x = Tensor::randn(0f32, 1.0, k, &Device::Cpu).unwrap().to_vec1::<f32>().unwrap();
+            let xq = quantized(&x, 1, k);
+            for level in levels() {
+                for c in [0, 4, 6] {
+                    let rows = std::array::from_fn(|i| (c + i).min(9));
+                    let got = w.dot4(level, rows, &xq);
+                    for (i, g) in got.into_iter().enumerate() {
+                        let want = w.dot_scalar(rows[i], &xq);
+                        assert!(close(g, want), "{dtype:?} {level:?} row {}: {g} vs {want}", rows[i]);
                     }
                 }
             }
@@ -661,35 +847,24 @@ mod tests {
 
     #[test]
     fn prefill_tiles_match_the_scalar_kernel_for_every_shape() {
-        let dev = Device::Cpu;
-        for dtype in [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1] {
-            // 37 outputs: two full column groups of 16 and a tail of 5; 3 blocks per row.
-            let w = Tensor::randn(0f32, 1.0, (37, 96), &dev).unwrap();
-            let mat = QuantMatrix::from_qtensor(&QTensor::quantize(&w, dtype).unwrap()).unwrap();
+        for dtype in TYPES {
+            let k = if matches!(dtype, GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K) { 256 } else { 96 };
+            // 37 outputs: two full column groups of 16 and a tail of 5.
+            let (_, ours) = random_weight(dtype, 37, k);
+            let w = ours.kernel();
+            let per_row = k / QK;
             // Row counts that leave every tail size (1 to 7) after whole tiles of 8.
             for m in [2, 3, 4, 5, 6, 7, 8, 9, 15, 20] {
-                let x = Tensor::randn(0f32, 1.0, (m, 96), &dev).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                let mut xq = vec![EMPTY_ACT; m * 3];
-                for r in 0..m {
-                    quantize_row(&x[r * 96..(r + 1) * 96], &mut xq[r * 3..(r + 1) * 3]);
-                }
-                // Every instruction level this CPU has, whatever PAE_CPU_KERNELS says.
-                let levels = [Level::Scalar, Level::Avx2, Level::Vnni].into_iter().filter(|l| match l {
-                    Level::Scalar => true,
-                    Level::Avx2 => available(),
-                    Level::Vnni => available() && vnni_available(),
-                });
-                for level in levels {
+                let x = Tensor::randn(0f32, 1.0, m * k, &Device::Cpu).unwrap().to_vec1::<f32>().unwrap();
+                let xq = quantized(&x, m, k);
+                for level in levels() {
                     let mut got = vec![f32::NAN; m * 37];
-                    mat.matmul_tiled(level, &xq, m, &mut got);
+                    w.tiled(level, &xq, m, &mut got);
                     for r in 0..m {
-                        for c in 0..37 {
-                            let want = dot_scalar(mat.format, mat.row(c), &xq[r * 3..(r + 1) * 3]);
+                        for c in 0..w.n() {
+                            let want = w.dot_scalar(c, &xq[r * per_row..(r + 1) * per_row]);
                             let g = got[r * 37 + c];
-                            assert!(
-                                (g - want).abs() <= 1e-4 * want.abs().max(1.0),
-                                "{dtype:?} {level:?} m={m} ({r}, {c}): {g} vs {want}"
-                            );
+                            assert!(close(g, want), "{dtype:?} {level:?} m={m} ({r}, {c}): {g} vs {want}");
                         }
                     }
                 }

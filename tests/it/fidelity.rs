@@ -166,9 +166,12 @@ fn gemma3_logits_match_llama_cpp() {
     report("pae-local gemma3 (one forward)", &one_shot);
     let incremental = agreement(&r, |ids, from| our_logits_incremental(&m, ids, from));
     report("pae-local gemma3 (token by token)", &incremental);
+    // Our K-quant kernels quantize activations per 32 values where llama.cpp does per 256:
+    // closer to the exact product, and measured closer to llama.cpp's logits too (mean 0.22,
+    // max 1.30) than candle's per-256 kernels were (0.25-0.27, 2.0-2.3).
     for ours in [&one_shot, &incremental] {
         assert_eq!(ours.clear_top1_agree, ours.clear_steps, "{ours:?}");
-        assert!(ours.mean_abs_delta < 0.3, "{ours:?}");
-        assert!(ours.max_abs_delta < 3.0, "{ours:?}");
+        assert!(ours.mean_abs_delta < 0.24, "{ours:?}");
+        assert!(ours.max_abs_delta < 1.6, "{ours:?}");
     }
 }

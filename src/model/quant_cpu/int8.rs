@@ -1,0 +1,363 @@
+//! Weights held as signed bytes with an f32 or f16 scale: Q8_0 as stored in the file, and
+//! Q6_K unpacked at load.
+//!
+//! Q8_0 is read in place from candle's blocks, never copied: Gemma-3's 178 MB embedding is
+//! also its output projection, and a second copy would double the model's largest tensor.
+//! Candle's own Q8_0 dot product converted every block's f16 scale through a function call
+//! and summed each row on its own; here one activation block is loaded once for four weight
+//! rows (decode) and one weight block once for a tile of activation rows (prefill).
+//!
+//! Q6_K's 6-bit values fit a byte once their offset of 32 is removed, and its scales (one per
+//! 16 values) multiply into f32 at load, so the same kernel serves it with two scales per
+//! 32-value block. That costs 10 bits per weight instead of 6.6, for the few tensors Q4_K_M
+//! files keep in Q6_K, and spares candle's repacked second copy (32 MB on Gemma-3).
+
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::Result;
+use half::f16;
+
+use super::{ActBlock, Kernel, Level, QK, TILE_ROWS};
+
+/// What the kernel reads of one weight row: block `b`'s 32 signed values and its scales, for
+/// values 0..16 and 16..32 (equal unless the format is [`SPLIT`](I8Row::SPLIT)).
+trait I8Row: Copy {
+    /// Whether the two halves of a block have their own scales.
+    const SPLIT: bool;
+    /// Whether the scale is an f16, which the SIMD paths widen with one instruction
+    /// ([`Self::f16_bits`]) rather than `half`'s run-time dispatch.
+    const F16: bool;
+    fn qs(self, b: usize) -> *const i8;
+    fn scales(self, b: usize) -> [f32; 2];
+    fn f16_bits(self, b: usize) -> u16;
+}
+
+/// One block of a Q8_0 tensor as the file (and candle) lays it out: f16 scale, 32 values.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct BlockQ8_0 {
+    d: [u8; 2],
+    qs: [i8; QK],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == 34);
+
+#[derive(Clone, Copy)]
+struct Q8_0Row<'a>(&'a [BlockQ8_0]);
+
+impl I8Row for Q8_0Row<'_> {
+    const SPLIT: bool = false;
+    const F16: bool = true;
+
+    #[inline(always)]
+    fn qs(self, b: usize) -> *const i8 {
+        // SAFETY (of the callers' reads): `b` is below the row's block count.
+        unsafe { self.0.get_unchecked(b).qs.as_ptr() }
+    }
+
+    #[inline(always)]
+    fn scales(self, b: usize) -> [f32; 2] {
+        // SAFETY: as above.
+        let d = f16::from_bits(self.f16_bits(b)).to_f32();
+        [d, d]
+    }
+
+    #[inline(always)]
+    fn f16_bits(self, b: usize) -> u16 {
+        // SAFETY: as above.
+        u16::from_le_bytes(unsafe { self.0.get_unchecked(b) }.d)
+    }
+}
+
+/// A Q8_0 weight `[n, k]`, multiplied in place.
+#[derive(Debug)]
+pub struct Q8_0Matrix {
+    tensor: Arc<QTensor>,
+    n: usize,
+    k: usize,
+}
+
+impl Q8_0Matrix {
+    /// Shares `t`'s blocks (a CPU Q8_0 tensor of shape `[n, k]`).
+    pub fn new(t: Arc<QTensor>) -> Result<Self> {
+        if t.dtype() != GgmlDType::Q8_0 {
+            candle_core::bail!("expected a Q8_0 tensor, got {:?}", t.dtype())
+        }
+        let (n, k) = t.shape().dims2()?;
+        if k % QK != 0 {
+            candle_core::bail!("rows of {k} values are not whole blocks")
+        }
+        let m = Self { tensor: t, n, k };
+        let bytes = m.bytes()?.len();
+        if bytes != n * k / QK * 34 {
+            candle_core::bail!("Q8_0 tensor holds {bytes} bytes, expected {}", n * k / QK * 34)
+        }
+        Ok(m)
+    }
+
+    fn bytes(&self) -> Result<&[u8]> {
+        match self.tensor.data()? {
+            std::borrow::Cow::Borrowed(b) => Ok(b),
+            std::borrow::Cow::Owned(_) => candle_core::bail!("the Q8_0 kernel needs a CPU tensor"),
+        }
+    }
+
+    fn row(&self, i: usize) -> Q8_0Row<'_> {
+        // Checked in `new`: a CPU tensor whose bytes are n × k / 32 blocks.
+        let bytes = self.bytes().unwrap_or_default();
+        // SAFETY: `BlockQ8_0` is 34 bytes of plain integers with alignment 1, and the slice
+        // holds `n * k / QK` of them.
+        let blocks = unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const BlockQ8_0, bytes.len() / 34) };
+        let per_row = self.k / QK;
+        Q8_0Row(&blocks[i * per_row..(i + 1) * per_row])
+    }
+}
+
+/// Q6_K unpacked: values `q - 32` as bytes, and each 16 values' scale `d · sc` in f32.
+#[derive(Debug)]
+pub struct Int8Matrix {
+    qs: Vec<[i8; QK]>,
+    scales: Vec<[f32; 2]>,
+    n: usize,
+    k: usize,
+}
+
+#[derive(Clone, Copy)]
+struct SplitRow<'a> {
+    qs: &'a [[i8; QK]],
+    scales: &'a [[f32; 2]],
+}
+
+impl I8Row for SplitRow<'_> {
+    const SPLIT: bool = true;
+    const F16: bool = false;
+
+    #[inline(always)]
+    fn qs(self, b: usize) -> *const i8 {
+        // SAFETY (of the callers' reads): `b` is below the row's block count.
+        unsafe { self.qs.get_unchecked(b).as_ptr() }
+    }
+
+    #[inline(always)]
+    fn scales(self, b: usize) -> [f32; 2] {
+        // SAFETY: as above.
+        unsafe { *self.scales.get_unchecked(b) }
+    }
+
+    fn f16_bits(self, _: usize) -> u16 {
+        unreachable!("f32 scales")
+    }
+}
+
+impl Int8Matrix {
+    /// Unpacks a CPU Q6_K tensor of shape `[n, k]`.
+    pub fn from_q6k(t: &QTensor) -> Result<Self> {
+        let (n, k) = t.shape().dims2()?;
+        let bytes = t.data()?;
+        let (blocks, scales) = super::kquant::q6k_to_int8(&bytes, n * k)?;
+        Ok(Self {
+            qs: blocks,
+            scales,
+            n,
+            k,
+        })
+    }
+
+    fn row(&self, i: usize) -> SplitRow<'_> {
+        let per_row = self.k / QK;
+        let r = i * per_row..(i + 1) * per_row;
+        SplitRow {
+            qs: &self.qs[r.clone()],
+            scales: &self.scales[r],
+        }
+    }
+}
+
+macro_rules! kernel_for {
+    ($matrix:ty) => {
+        impl Kernel for $matrix {
+            fn n(&self) -> usize {
+                self.n
+            }
+
+            fn k(&self) -> usize {
+                self.k
+            }
+
+            fn dot4(&self, level: Level, rows: [usize; 4], x: &[ActBlock]) -> [f32; 4] {
+                dot4(level, rows.map(|r| self.row(r)), x)
+            }
+
+            fn dot_rows(&self, level: Level, row: usize, x: &[&[ActBlock]], out: &mut [f32; TILE_ROWS]) {
+                dot_rows(level, self.row(row), x, out);
+            }
+
+            #[cfg(test)]
+            fn dot_scalar(&self, row: usize, x: &[ActBlock]) -> f32 {
+                dot_scalar(self.row(row), x)
+            }
+        }
+    };
+}
+kernel_for!(Q8_0Matrix);
+kernel_for!(Int8Matrix);
+
+/// Reference implementation (and the fallback without AVX2): integer sums per scale, scaled.
+fn dot_scalar<R: I8Row>(w: R, x: &[ActBlock]) -> f32 {
+    let mut total = 0f32;
+    for (b, bx) in x.iter().enumerate() {
+        // SAFETY: `qs` points at the block's 32 values.
+        let qs = unsafe { std::slice::from_raw_parts(w.qs(b), QK) };
+        let [lo, hi] = w.scales(b);
+        let sum = |r: std::ops::Range<usize>| r.map(|j| qs[j] as i32 * bx.qs[j] as i32).sum::<i32>() as f32;
+        total += bx.d * (lo * sum(0..QK / 2) + hi * sum(QK / 2..QK));
+    }
+    total
+}
+
+fn dot4<R: I8Row>(level: Level, w: [R; 4], x: &[ActBlock]) -> [f32; 4] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match level {
+            // SAFETY: `kernel_level` (or the tests) detected each level's features.
+            Level::Vnni => return unsafe { dot4_vnni(w, x) },
+            Level::Avx2 => return unsafe { dot4_avx2(w, x) },
+            Level::Scalar => {}
+        }
+    }
+    let _ = level;
+    w.map(|row| dot_scalar(row, x))
+}
+
+fn dot_rows<R: I8Row>(level: Level, w: R, x: &[&[ActBlock]], out: &mut [f32; TILE_ROWS]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! tiles {
+            ($kernel:ident) => {
+                match x.len() {
+                    8 => $kernel::<R, 8>(w, x, out),
+                    7 => $kernel::<R, 7>(w, x, out),
+                    6 => $kernel::<R, 6>(w, x, out),
+                    5 => $kernel::<R, 5>(w, x, out),
+                    4 => $kernel::<R, 4>(w, x, out),
+                    3 => $kernel::<R, 3>(w, x, out),
+                    2 => $kernel::<R, 2>(w, x, out),
+                    _ => $kernel::<R, 1>(w, x, out),
+                }
+            };
+        }
+        match level {
+            // SAFETY: `kernel_level` (or the tests) detected each level's features.
+            Level::Vnni => return unsafe { tiles!(dot_rows_vnni) },
+            Level::Avx2 => return unsafe { tiles!(dot_rows_avx2) },
+            Level::Scalar => {}
+        }
+    }
+    let _ = level;
+    for (o, xr) in out.iter_mut().zip(x) {
+        *o = dot_scalar(w, xr);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot4_avx2<R: I8Row>(w: [R; 4], x: &[ActBlock]) -> [f32; 4] {
+    dot4_body::<R, false>(w, x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+unsafe fn dot4_vnni<R: I8Row>(w: [R; 4], x: &[ActBlock]) -> [f32; 4] {
+    dot4_body::<R, true>(w, x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_rows_avx2<R: I8Row, const Y: usize>(w: R, x: &[&[ActBlock]], out: &mut [f32; TILE_ROWS]) {
+    dot_rows_body::<R, Y, false>(w, x, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+unsafe fn dot_rows_vnni<R: I8Row, const Y: usize>(w: R, x: &[&[ActBlock]], out: &mut [f32; TILE_ROWS]) {
+    dot_rows_body::<R, Y, true>(w, x, out);
+}
+
+/// The scale of each of the 8 lanes of an integer dot product (lanes 0..4 sum values 0..16).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn lane_scales<R: I8Row>(w: R, b: usize) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    if R::F16 {
+        return _mm256_set1_ps(_mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(w.f16_bits(b) as i32))));
+    }
+    let [lo, hi] = w.scales(b);
+    if R::SPLIT {
+        _mm256_setr_m128(_mm_set1_ps(lo), _mm_set1_ps(hi))
+    } else {
+        _mm256_set1_ps(lo)
+    }
+}
+
+/// Signed bytes times signed bytes: `maddubs` and `dpbusd` take their first operand unsigned,
+/// so the weight's magnitude goes first and its sign moves onto the activation. A weight of
+/// -128 has magnitude 128, still exact as an unsigned byte; pairs of products stay within
+/// i16 (2 · 128 · 127).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn signed_dot<const VNNI: bool>(
+    magnitude: std::arch::x86_64::__m256i,
+    qw: std::arch::x86_64::__m256i,
+    qx: std::arch::x86_64::__m256i,
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let sx = _mm256_sign_epi8(qx, qw);
+    let p = if VNNI {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), magnitude, sx)
+    } else {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, sx), _mm256_set1_epi16(1))
+    };
+    _mm256_cvtepi32_ps(p)
+}
+
+/// Row after row, each read front to back: the four rows lie one after another in memory,
+/// so this is one sequential stream, which the hardware prefetcher follows. Interleaving the
+/// rows block by block (four short streams of 680 bytes at once) had made Gemma-3's decode,
+/// bound by reading its 262144 × 640 output projection, 1.8× slower.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dot4_body<R: I8Row, const VNNI: bool>(w: [R; 4], x: &[ActBlock]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    std::array::from_fn(|i| {
+        let mut acc = _mm256_setzero_ps();
+        for (b, bx) in x.iter().enumerate() {
+            let qx = _mm256_load_si256(bx.qs.as_ptr() as *const __m256i);
+            let qw = _mm256_loadu_si256(w[i].qs(b) as *const __m256i);
+            let p = signed_dot::<VNNI>(_mm256_sign_epi8(qw, qw), qw, qx);
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(lane_scales(w[i], b), _mm256_set1_ps(bx.d)), p, acc);
+        }
+        super::hsum(acc)
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dot_rows_body<R: I8Row, const Y: usize, const VNNI: bool>(w: R, x: &[&[ActBlock]], out: &mut [f32; TILE_ROWS]) {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_ps(); Y];
+    let xs: [&[ActBlock]; Y] = std::array::from_fn(|i| x[i]);
+    for b in 0..xs[0].len() {
+        let qw = _mm256_loadu_si256(w.qs(b) as *const __m256i);
+        let magnitude = _mm256_sign_epi8(qw, qw);
+        let scales = lane_scales(w, b);
+        for y in 0..Y {
+            let bx = xs[y].get_unchecked(b);
+            let qx = _mm256_load_si256(bx.qs.as_ptr() as *const __m256i);
+            let p = signed_dot::<VNNI>(magnitude, qw, qx);
+            acc[y] = _mm256_fmadd_ps(_mm256_mul_ps(scales, _mm256_set1_ps(bx.d)), p, acc[y]);
+        }
+    }
+    for y in 0..Y {
+        out[y] = super::hsum(acc[y]);
+    }
+}
