@@ -304,8 +304,8 @@ mod tests {
             let key = |x: f32| x + 100.0 * il as f32;
             if let Some(l) = cache.cpu_layer(il) {
                 for &x in xs {
-                    l.k.extend(std::iter::repeat_n(key(x), n_kv * hd));
-                    l.v.extend(std::iter::repeat_n(-x, n_kv * hd));
+                    l.k.extend(std::iter::repeat_n(half::f16::from_f32(key(x)), n_kv * hd));
+                    l.v.extend(std::iter::repeat_n(half::f16::from_f32(-x), n_kv * hd));
                 }
             } else {
                 let col = |f: &dyn Fn(f32) -> f32| {
@@ -343,7 +343,10 @@ mod tests {
                 .collect()
         };
         match &snap.store {
-            Store::Cpu(layers) => layers.iter().map(|l| (per_pos(l.k.clone(), true), per_pos(l.v.clone(), true))).collect(),
+            Store::Cpu(layers) => {
+                let f32s = |xs: &[half::f16]| xs.iter().map(|x| x.to_f32()).collect();
+                layers.iter().map(|l| (per_pos(f32s(&l.k), true), per_pos(f32s(&l.v), true))).collect()
+            }
             Store::Device { layers, .. } if snap.len == 0 => vec![(vec![], vec![]); layers.len().max(cache.n_layer)],
             Store::Device { layers, .. } => layers
                 .iter()
@@ -477,7 +480,7 @@ mod tests {
         let [mut c, _] = caches(16);
         append(&mut c, &[1.0]).unwrap();
         c.reserve(1).unwrap();
-        c.cpu_layer(0).unwrap().k.extend([5.0; 8]);
+        c.cpu_layer(0).unwrap().k.extend([half::f16::from_f32(5.0); 8]);
         append(&mut c, &[2.0]).unwrap();
         assert_eq!(contents(&c), expect(&[1.0, 2.0]));
     }

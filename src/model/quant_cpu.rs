@@ -611,11 +611,14 @@ unsafe fn dot4_body<const FIFTH: bool, const CENTERED: bool, const VNNI: bool>(
     w: [Row<'_>; 4],
     x: &[ActBlock],
 ) -> [f32; 4] {
-    std::array::from_fn(|i| {
-        let mut out = [0f32; TILE_ROWS];
-        dot_rows_body::<FIFTH, CENTERED, 1, VNNI>(w[i], &[x], &mut out);
-        out[0]
-    })
+    // A plain loop, no closure: a closure is not compiled with its caller's target features.
+    let mut out = [0f32; 4];
+    for i in 0..4 {
+        let mut one = [0f32; TILE_ROWS];
+        dot_rows_body::<FIFTH, CENTERED, 1, VNNI>(w[i], &[x], &mut one);
+        out[i] = one[0];
+    }
+    out
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -328,7 +328,10 @@ unsafe fn signed_dot<const VNNI: bool>(
 #[inline(always)]
 unsafe fn dot4_body<R: I8Row, const VNNI: bool>(w: [R; 4], x: &[ActBlock]) -> [f32; 4] {
     use std::arch::x86_64::*;
-    std::array::from_fn(|i| {
+    // Plain loops, no closures: a closure is not compiled with its caller's target features,
+    // and its intrinsics would become calls (20× slower decode where it was not inlined).
+    let mut out = [0f32; 4];
+    for i in 0..4 {
         let mut acc = _mm256_setzero_ps();
         for (b, bx) in x.iter().enumerate() {
             let qx = _mm256_load_si256(bx.qs.as_ptr() as *const __m256i);
@@ -336,8 +339,9 @@ unsafe fn dot4_body<R: I8Row, const VNNI: bool>(w: [R; 4], x: &[ActBlock]) -> [f
             let p = signed_dot::<VNNI>(_mm256_sign_epi8(qw, qw), qw, qx);
             acc = _mm256_fmadd_ps(_mm256_mul_ps(lane_scales(w[i], b), _mm256_set1_ps(bx.d)), p, acc);
         }
-        super::hsum(acc)
-    })
+        out[i] = super::hsum(acc);
+    }
+    out
 }
 
 #[cfg(target_arch = "x86_64")]
