@@ -19,18 +19,23 @@ pub(super) fn simd_available() -> bool {
 /// An output buffer's pointer handed to candle's thread pool, which needs `Send + Sync`
 /// closures: each work item writes its own part of the buffer, something a shared `&mut`
 /// slice cannot express.
-#[derive(Clone, Copy)]
-pub(super) struct SendPtr(pub(super) *mut f32);
+pub(super) struct SendPtr<T>(pub(super) *mut T);
+impl<T> Clone for SendPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SendPtr<T> {}
 // SAFETY: the pointer is only written at disjoint indices, one work item each: `quant_cpu`'s
-// `matmul` gives every item its own (row, column) cells, `attention_cpu`'s `attend` its own
-// output rows; the buffer outlives the pool's `execute_chunked`, which returns after all
-// items are done.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-impl SendPtr {
+// `matmul` gives every item its own (row, column) cells and its activation quantization its
+// own rows, `attention_cpu`'s `attend` its own output rows; the buffer outlives the pool's
+// `execute_chunked`, which returns after all items are done.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+impl<T> SendPtr<T> {
     /// The pointer, through a method so that a closure captures the whole `SendPtr`: naming
-    /// the field would capture the bare `*mut f32` alone, which is not `Send`.
-    pub(super) fn get(self) -> *mut f32 {
+    /// the field would capture the bare `*mut T` alone, which is not `Send`.
+    pub(super) fn get(self) -> *mut T {
         self.0
     }
 }

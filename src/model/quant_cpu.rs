@@ -225,9 +225,7 @@ fn matmul<W: Kernel + ?Sized>(w: &W, x: &[f32], m: usize, dst: &mut [f32]) {
     let k = w.k();
     let per_row = k / QK;
     let mut xq = vec![EMPTY_ACT; m * per_row];
-    for r in 0..m {
-        quantize_row(&x[r * k..(r + 1) * k], &mut xq[r * per_row..(r + 1) * per_row]);
-    }
+    quantize_rows(x, k, &mut xq);
     let level = kernel_level();
     if m >= 2 && level != Level::Scalar {
         return matmul_tiled(w, level, &xq, m, dst);
@@ -258,6 +256,27 @@ fn matmul<W: Kernel + ?Sized>(w: &W, x: &[f32], m: usize, dst: &mut [f32]) {
                     c += take;
                 }
             }
+        }
+    });
+}
+
+/// Quantizes the rows of `x` (`k` values each) into `xq`, over the thread pool when there are
+/// several: serial, it had taken 3.5% of Gemma-3's prefill, on one core while the other waited.
+fn quantize_rows(x: &[f32], k: usize, xq: &mut [ActBlock]) {
+    let (m, per_row) = (x.len() / k, k / QK);
+    if m < 4 {
+        for r in 0..m {
+            quantize_row(&x[r * k..(r + 1) * k], &mut xq[r * per_row..(r + 1) * per_row]);
+        }
+        return;
+    }
+    let xq_ptr = SendPtr(xq.as_mut_ptr());
+    candle_core::utils::barrier_pool().execute_chunked(m, |rows| {
+        for r in rows {
+            // SAFETY: each row `r < m` is quantized by one work item, into its own `per_row`
+            // blocks of `xq` (which holds `m * per_row`).
+            let out = unsafe { std::slice::from_raw_parts_mut(xq_ptr.get().add(r * per_row), per_row) };
+            quantize_row(&x[r * k..(r + 1) * k], out);
         }
     });
 }

@@ -99,7 +99,7 @@ impl GrammarRun {
         percentile_us(&self.masks, 0.99)
     }
 
-    /// Constrained over free tokens/s, summed over the repetitions.
+    /// Mean constrained tokens/s over the repetitions, divided by the mean free tokens/s.
     pub fn ratio(&self) -> f64 {
         mean(&self.constrained) / mean(&self.free).max(1e-9)
     }
