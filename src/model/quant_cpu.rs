@@ -154,22 +154,28 @@ impl QuantMatrix {
             GgmlDType::Q5K => true,
             other => candle_core::bail!("{other:?} is not Q4_K or Q5_K"),
         };
-        let blocks = kquant::k_to_nibbles(&t.data()?, n * k, fifth)?;
+        let count = n * k / QK;
         let mut m = Self {
             format: if fifth { Format::Q5_1 } else { Format::Q4_1 },
-            qs: Vec::with_capacity(blocks.len()),
-            qh: Vec::with_capacity(if fifth { blocks.len() } else { 0 }),
-            dm: Vec::with_capacity(blocks.len()),
+            qs: Vec::with_capacity(count),
+            qh: Vec::with_capacity(if fifth { count } else { 0 }),
+            dm: Vec::with_capacity(count),
             n,
             k,
         };
-        for b in blocks {
-            m.qs.push(b.qs);
-            if fifth {
-                m.qh.push(b.qh);
-            }
-            m.dm.push(b.dm);
-        }
+        let (qs, qh, dm) = (&mut m.qs, &mut m.qh, &mut m.dm);
+        kquant::k_to_nibbles(
+            &t.data()?,
+            n * k,
+            fifth,
+            |b| {
+                qs.push(b.qs);
+                if fifth {
+                    qh.push(b.qh);
+                }
+                dm.push(b.dm);
+            },
+        )?;
         Ok(m)
     }
 

@@ -62,11 +62,11 @@ fn nibble_block(q: &[u8], d: f32, m: f32) -> NibbleBlock {
 }
 
 /// Q4_K (`fifth = false`, 144-byte blocks) or Q5_K (`fifth = true`, 176-byte blocks) as
-/// 32-value blocks, in order.
-pub(super) fn k_to_nibbles(bytes: &[u8], values: usize, fifth: bool) -> Result<Vec<NibbleBlock>> {
+/// 32-value blocks, handed to `take` in order (straight into the caller's arrays: no second
+/// copy of the tensor while it loads).
+pub(super) fn k_to_nibbles(bytes: &[u8], values: usize, fifth: bool, mut take: impl FnMut(NibbleBlock)) -> Result<()> {
     let size = if fifth { 176 } else { 144 };
-    let count = super_blocks(bytes, values, size, if fifth { "Q5_K" } else { "Q4_K" })?;
-    let mut out = Vec::with_capacity(count * QK_K / QK);
+    super_blocks(bytes, values, size, if fifth { "Q5_K" } else { "Q4_K" })?;
     for b in bytes.chunks_exact(size) {
         let (d, dmin, scales) = (half_at(b, 0), half_at(b, 2), &b[4..16]);
         let (qh, qs) = if fifth { (&b[16..48], &b[48..176]) } else { (&[][..], &b[16..144]) };
@@ -82,10 +82,10 @@ pub(super) fn k_to_nibbles(bytes: &[u8], values: usize, fifth: bool) -> Result<V
                 }
             }
             let (sc, m) = scale_min(j, scales);
-            out.push(nibble_block(&q, d * sc as f32, -(dmin * m as f32)));
+            take(nibble_block(&q, d * sc as f32, -(dmin * m as f32)));
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Signed 32-value blocks, and the scales of each block's two halves.
