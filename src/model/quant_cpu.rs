@@ -1,7 +1,7 @@
 //! Matrix products for quantized weights on x86 CPUs with AVX2 (and AVX-512 VNNI where
 //! present, detected at run time; `PAE_CPU_KERNELS=avx2|scalar` forces a lower level): Q4_1,
-//! Q5_0 and Q5_1 here, Q8_0 and Q6_K in [`int8`], Q4_K and Q5_K unpacked by [`kquant`] into
-//! Q4_1 and Q5_1 blocks of the same values.
+//! Q5_0 and Q5_1 in [`interleaved`] groups of rows, Q8_0 and Q6_K in [`int8`], Q4_K and Q5_K
+//! unpacked by [`kquant`] into Q4_1 and Q5_1 blocks of the same values.
 //!
 //! Written by hand because candle 0.11 has no SIMD dot product for the 32-value types on x86:
 //! it falls back to scalar loops, which took 78% of decode time on SmolLM2-135M-Instruct Q4_1
@@ -15,9 +15,10 @@
 //! (Q8_K); per 32, as here, is closer to the exact product. Work is split over candle's
 //! thread pool, so `--threads` governs it too.
 //!
-//! Decode (one activation row) reads four weight rows, one after another; prefill unpacks
-//! each weight block once and multiplies it with a tile of activation rows, where unpacking
-//! (the fifth bits above all) had cost as much as the products.
+//! Every kernel computes [`GROUP`] weight rows per call. Decode (one activation row) reads
+//! them as one sequential stream; prefill unpacks each weight block once and multiplies it
+//! with a tile of activation rows, where unpacking (the fifth bits above all) had cost as
+//! much as the products.
 
 use std::sync::Arc;
 
@@ -35,7 +36,10 @@ pub fn available() -> bool {
 }
 
 mod int8;
+mod interleaved;
 mod kquant;
+
+use interleaved::QuantMatrix;
 
 /// Whether `dtype` is one this module handles.
 pub fn handles(dtype: GgmlDType) -> bool {
@@ -74,122 +78,9 @@ const EMPTY_ACT: ActBlock = ActBlock {
     sum: 0,
 };
 
-/// The weight encodings, after llama.cpp's names. Every block holds 32 weights
-/// `d * q + m`; the low 4 bits of each `q` are packed two per byte (weights j and j + 16 in
-/// byte j), Q5 types add a fifth bit per weight in `qh`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    /// `q` in 0..16, with a per-block `m`.
-    Q4_1,
-    /// `q - 16` with `q` in 0..32, no `m`.
-    Q5_0,
-    /// `q` in 0..32, with a per-block `m`.
-    Q5_1,
-}
-
-/// A weight matrix `[n, k]` (n outputs, k inputs) in one of the formats.
-///
-/// Blocks are split into packed values, fifth bits and scale/offset pairs widened to f32 at
-/// load: the dot product then converts nothing, which measured faster than reading the 20%
-/// fewer bytes of f16 scales.
-#[derive(Debug)]
-pub struct QuantMatrix {
-    format: Format,
-    qs: Vec<[u8; QK / 2]>,
-    /// Fifth bits (Q5 types; empty otherwise).
-    qh: Vec<u32>,
-    /// `(d, m)` of each block (`m = 0` for Q5_0).
-    dm: Vec<[f32; 2]>,
-    n: usize,
-    k: usize,
-}
-
-impl QuantMatrix {
-    /// Takes the blocks of a CPU tensor of shape `[n, k]` whose type [`handles`] accepts.
-    pub fn from_qtensor(t: &QTensor) -> Result<Self> {
-        let (format, block_bytes) = match t.dtype() {
-            GgmlDType::Q4_1 => (Format::Q4_1, 20),
-            GgmlDType::Q5_0 => (Format::Q5_0, 22),
-            GgmlDType::Q5_1 => (Format::Q5_1, 24),
-            other => candle_core::bail!("no CPU kernel for {other:?}"),
-        };
-        let (n, k) = t.shape().dims2()?;
-        if k % QK != 0 {
-            candle_core::bail!("rows of {k} values are not whole blocks")
-        }
-        let bytes = t.data()?;
-        let count = n * k / QK;
-        if bytes.len() != count * block_bytes {
-            candle_core::bail!("{:?} tensor holds {} bytes, expected {}", t.dtype(), bytes.len(), count * block_bytes)
-        }
-        let half_at = |b: &[u8], i: usize| f16::from_le_bytes([b[i], b[i + 1]]).to_f32();
-        let mut qs = Vec::with_capacity(count);
-        let mut qh = Vec::with_capacity(if format == Format::Q4_1 { 0 } else { count });
-        let mut dm = Vec::with_capacity(count);
-        for b in bytes.chunks_exact(block_bytes) {
-            let (d, m, rest) = match format {
-                Format::Q4_1 => (half_at(b, 0), half_at(b, 2), &b[4..]),
-                Format::Q5_0 => (half_at(b, 0), 0.0, &b[2..]),
-                Format::Q5_1 => (half_at(b, 0), half_at(b, 2), &b[4..]),
-            };
-            let packed = if format == Format::Q4_1 {
-                rest
-            } else {
-                qh.push(u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]));
-                &rest[4..]
-            };
-            let mut q = [0u8; QK / 2];
-            q.copy_from_slice(packed);
-            qs.push(q);
-            dm.push([d, m]);
-        }
-        Ok(Self { format, qs, qh, dm, n, k })
-    }
-
-    /// Takes a CPU Q4_K or Q5_K tensor `[n, k]` as Q4_1 or Q5_1 blocks of the same values.
-    pub fn from_kquant(t: &QTensor) -> Result<Self> {
-        let (n, k) = t.shape().dims2()?;
-        let fifth = match t.dtype() {
-            GgmlDType::Q4K => false,
-            GgmlDType::Q5K => true,
-            other => candle_core::bail!("{other:?} is not Q4_K or Q5_K"),
-        };
-        let count = n * k / QK;
-        let mut m = Self {
-            format: if fifth { Format::Q5_1 } else { Format::Q4_1 },
-            qs: Vec::with_capacity(count),
-            qh: Vec::with_capacity(if fifth { count } else { 0 }),
-            dm: Vec::with_capacity(count),
-            n,
-            k,
-        };
-        let (qs, qh, dm) = (&mut m.qs, &mut m.qh, &mut m.dm);
-        kquant::k_to_nibbles(
-            &t.data()?,
-            n * k,
-            fifth,
-            |b| {
-                qs.push(b.qs);
-                if fifth {
-                    qh.push(b.qh);
-                }
-                dm.push(b.dm);
-            },
-        )?;
-        Ok(m)
-    }
-
-    fn row(&self, i: usize) -> Row<'_> {
-        let per_row = self.k / QK;
-        let r = i * per_row..(i + 1) * per_row;
-        Row {
-            qs: &self.qs[r.clone()],
-            qh: if self.qh.is_empty() { &[] } else { &self.qh[r.clone()] },
-            dm: &self.dm[r],
-        }
-    }
-
-}
+/// Weight rows one kernel call computes: the rows of one interleaved group
+/// ([`interleaved`]), or as many rows, one after another, for the row-major layouts.
+const GROUP: usize = 8;
 
 /// A weight matrix in one of the kernels' layouts: what the parallel drivers below need of it.
 trait Kernel: Sync {
@@ -197,11 +88,12 @@ trait Kernel: Sync {
     fn n(&self) -> usize;
     /// Inputs, a whole number of [`QK`]-value blocks.
     fn k(&self) -> usize;
-    /// Decode: `x` (one activation row) times the weight rows `rows`.
-    fn dot4(&self, level: Level, rows: [usize; 4], x: &[ActBlock]) -> [f32; 4];
-    /// Prefill: `out[i] = W[row] · x[i]` for up to [`TILE_ROWS`] activation rows, the
-    /// weight row's blocks unpacked once for all of them.
-    fn dot_rows(&self, level: Level, row: usize, x: &[&[ActBlock]], out: &mut [f32; TILE_ROWS]);
+    /// Decode: `x` (one activation row) times weight rows `first..first + GROUP`, `first` a
+    /// multiple of [`GROUP`]; entries for rows at or past `n` are unspecified.
+    fn dot_group(&self, level: Level, first: usize, x: &[ActBlock]) -> [f32; GROUP];
+    /// Prefill: `out[i][r] = W[first + r] · x[i]` for up to [`TILE_ROWS`] activation rows,
+    /// each weight block unpacked once for all of them; entries past `n` as above.
+    fn dot_tile(&self, level: Level, first: usize, x: &[&[ActBlock]], out: &mut [[f32; GROUP]; TILE_ROWS]);
     /// The exact integer-sum reference for one weight row and one activation row, which the
     /// SIMD paths are tested against.
     #[cfg(test)]
@@ -237,30 +129,19 @@ fn matmul<W: Kernel + ?Sized>(w: &W, x: &[f32], m: usize, dst: &mut [f32]) {
         return matmul_tiled(w, level, &xq, m, dst);
     }
     let n = w.n();
-    // Work items: (tile of up to 4 activation rows) × (group of 8 output columns).
-    const COLS: usize = 8;
-    const ROWS: usize = 4;
-    let col_groups = n.div_ceil(COLS);
-    let row_tiles = m.div_ceil(ROWS);
+    // Work items: (activation row) × (group of GROUP output columns); decode has one row,
+    // and the scalar level runs here for every row count.
+    let groups = n.div_ceil(GROUP);
     let dst_ptr = SendPtr(dst.as_mut_ptr());
     let xq = &xq;
-    candle_core::utils::barrier_pool().execute_chunked(row_tiles * col_groups, |items| {
+    candle_core::utils::barrier_pool().execute_chunked(m * groups, |items| {
         for item in items {
-            let (tile, group) = (item / col_groups, item % col_groups);
-            let cols = group * COLS..((group + 1) * COLS).min(n);
-            for r in tile * ROWS..((tile + 1) * ROWS).min(m) {
-                let xr = &xq[r * per_row..(r + 1) * per_row];
-                let mut c = cols.start;
-                while c < cols.end {
-                    let take = (cols.end - c).min(4);
-                    let v = w.dot4(level, std::array::from_fn(|i| c + i.min(take - 1)), xr);
-                    for (i, &val) in v.iter().enumerate().take(take) {
-                        // SAFETY: each (r, c) belongs to exactly one work item, and
-                        // r * n + c < m * n = dst.len().
-                        unsafe { *dst_ptr.get().add(r * n + c + i) = val };
-                    }
-                    c += take;
-                }
+            let (r, first) = (item / groups, (item % groups) * GROUP);
+            let v = w.dot_group(level, first, &xq[r * per_row..(r + 1) * per_row]);
+            for (i, &val) in v.iter().enumerate().take(n - first) {
+                // SAFETY: each (r, c) belongs to exactly one work item, and
+                // r * n + c < m * n = dst.len().
+                unsafe { *dst_ptr.get().add(r * n + first + i) = val };
             }
         }
     });
@@ -288,11 +169,10 @@ fn quantize_rows(x: &[f32], k: usize, xq: &mut [ActBlock]) {
 }
 
 /// Prefill: each weight block is unpacked once and multiplied with [`TILE_ROWS`] activation
-/// rows (the decode path, [`Kernel::dot4`], unpacks it again for every row). Work items are
-/// (tile of activation rows) × (group of output columns), tile-major, so a thread's
-/// consecutive items share the activation tile in its cache.
+/// rows. Work items are (tile of activation rows) × (two groups of output columns),
+/// tile-major, so a thread's consecutive items share the activation tile in its cache.
 fn matmul_tiled<W: Kernel + ?Sized>(w: &W, level: Level, xq: &[ActBlock], m: usize, dst: &mut [f32]) {
-    const COLS: usize = 16;
+    const COLS: usize = 2 * GROUP;
     let (n, per_row) = (w.n(), w.k() / QK);
     let col_groups = n.div_ceil(COLS);
     let row_tiles = m.div_ceil(TILE_ROWS);
@@ -306,40 +186,19 @@ fn matmul_tiled<W: Kernel + ?Sized>(w: &W, level: Level, xq: &[ActBlock], m: usi
                 *slot = &xq[r * per_row..(r + 1) * per_row];
             }
             let x = &x[..rows.len()];
-            for c in group * COLS..((group + 1) * COLS).min(n) {
-                let mut out = [0f32; TILE_ROWS];
-                w.dot_rows(level, c, x, &mut out);
+            for first in (group * COLS..((group + 1) * COLS).min(n)).step_by(GROUP) {
+                let mut out = [[0f32; GROUP]; TILE_ROWS];
+                w.dot_tile(level, first, x, &mut out);
                 for (i, r) in rows.clone().enumerate() {
-                    // SAFETY: each (r, c) belongs to exactly one work item, and
-                    // r * n + c < m * n = dst.len().
-                    unsafe { *dst_ptr.get().add(r * n + c) = out[i] };
+                    for (c, &val) in out[i].iter().enumerate().take(n - first) {
+                        // SAFETY: each (r, c) belongs to exactly one work item, and
+                        // r * n + c < m * n = dst.len().
+                        unsafe { *dst_ptr.get().add(r * n + first + c) = val };
+                    }
                 }
             }
         }
     });
-}
-
-impl Kernel for QuantMatrix {
-    fn n(&self) -> usize {
-        self.n
-    }
-
-    fn k(&self) -> usize {
-        self.k
-    }
-
-    fn dot4(&self, level: Level, rows: [usize; 4], x: &[ActBlock]) -> [f32; 4] {
-        dot4(level, self.format, rows.map(|r| self.row(r)), x)
-    }
-
-    fn dot_rows(&self, level: Level, row: usize, x: &[&[ActBlock]], out: &mut [f32; TILE_ROWS]) {
-        dot_rows(level, self.format, self.row(row), x, out);
-    }
-
-    #[cfg(test)]
-    fn dot_scalar(&self, row: usize, x: &[ActBlock]) -> f32 {
-        dot_scalar(self.format, self.row(row), x)
-    }
 }
 
 /// Activation rows one weight block is multiplied with while it sits in registers: 8
@@ -350,8 +209,8 @@ const TILE_ROWS: usize = 8;
 /// Which instructions the kernels use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Level {
-    /// AVX2 with AVX-512 VNNI on 256-bit vectors: one `vpdpbusd` for each byte product and
-    /// its sum, where AVX2 needs `vpmaddubsw` then `vpmaddwd`.
+    /// AVX2 with AVX-512 VNNI (and BW) on 256-bit vectors: one `vpdpbusd` for each byte
+    /// product and its sum, where AVX2 needs `vpmaddubsw` then `vpmaddwd`.
     Vnni,
     /// AVX2, FMA and F16C.
     Avx2,
@@ -383,148 +242,14 @@ fn kernel_level() -> Level {
 fn vnni_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl")
+        is_x86_feature_detected!("avx512vnni")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512bw")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
     }
-}
-
-/// `out[i] = w · x[i]` for up to [`TILE_ROWS`] activation rows, with `level`'s instructions
-/// (which the caller has checked this CPU has).
-fn dot_rows(level: Level, format: Format, w: Row<'_>, x: &[&[ActBlock]], out: &mut [f32; TILE_ROWS]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        macro_rules! tiles {
-            ($kernel:ident) => {
-                match (format, x.len()) {
-                    (Format::Q4_1, 8) => $kernel::<false, false, 8>(w, x, out),
-                    (Format::Q4_1, 7) => $kernel::<false, false, 7>(w, x, out),
-                    (Format::Q4_1, 6) => $kernel::<false, false, 6>(w, x, out),
-                    (Format::Q4_1, 5) => $kernel::<false, false, 5>(w, x, out),
-                    (Format::Q4_1, 4) => $kernel::<false, false, 4>(w, x, out),
-                    (Format::Q4_1, 3) => $kernel::<false, false, 3>(w, x, out),
-                    (Format::Q4_1, 2) => $kernel::<false, false, 2>(w, x, out),
-                    (Format::Q4_1, _) => $kernel::<false, false, 1>(w, x, out),
-                    (Format::Q5_0, 8) => $kernel::<true, true, 8>(w, x, out),
-                    (Format::Q5_0, 7) => $kernel::<true, true, 7>(w, x, out),
-                    (Format::Q5_0, 6) => $kernel::<true, true, 6>(w, x, out),
-                    (Format::Q5_0, 5) => $kernel::<true, true, 5>(w, x, out),
-                    (Format::Q5_0, 4) => $kernel::<true, true, 4>(w, x, out),
-                    (Format::Q5_0, 3) => $kernel::<true, true, 3>(w, x, out),
-                    (Format::Q5_0, 2) => $kernel::<true, true, 2>(w, x, out),
-                    (Format::Q5_0, _) => $kernel::<true, true, 1>(w, x, out),
-                    (Format::Q5_1, 8) => $kernel::<true, false, 8>(w, x, out),
-                    (Format::Q5_1, 7) => $kernel::<true, false, 7>(w, x, out),
-                    (Format::Q5_1, 6) => $kernel::<true, false, 6>(w, x, out),
-                    (Format::Q5_1, 5) => $kernel::<true, false, 5>(w, x, out),
-                    (Format::Q5_1, 4) => $kernel::<true, false, 4>(w, x, out),
-                    (Format::Q5_1, 3) => $kernel::<true, false, 3>(w, x, out),
-                    (Format::Q5_1, 2) => $kernel::<true, false, 2>(w, x, out),
-                    (Format::Q5_1, _) => $kernel::<true, false, 1>(w, x, out),
-                }
-            };
-        }
-        match level {
-            // SAFETY: `kernel_level` detected each level's features.
-            Level::Vnni => return unsafe { tiles!(dot_rows_vnni) },
-            Level::Avx2 => return unsafe { tiles!(dot_rows_avx2) },
-            Level::Scalar => {}
-        }
-    }
-    for (o, xr) in out.iter_mut().zip(x) {
-        *o = dot_scalar(format, w, xr);
-    }
-}
-
-/// One weight row with `Y` activation rows: the block is unpacked once, then multiplied with
-/// each row. `FIFTH`/`CENTERED` as in [`dot4_avx2`]; Q5_0's signed weights (`q − 16`) are
-/// multiplied exactly through `maddubs(|w|, sign(x, w))`, since `maddubs` wants its first
-/// operand unsigned.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_rows_avx2<const FIFTH: bool, const CENTERED: bool, const Y: usize>(
-    w: Row<'_>,
-    x: &[&[ActBlock]],
-    out: &mut [f32; TILE_ROWS],
-) {
-    dot_rows_body::<FIFTH, CENTERED, Y, false>(w, x, out);
-}
-
-/// [`dot_rows_avx2`] with `vpdpbusd`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
-unsafe fn dot_rows_vnni<const FIFTH: bool, const CENTERED: bool, const Y: usize>(
-    w: Row<'_>,
-    x: &[&[ActBlock]],
-    out: &mut [f32; TILE_ROWS],
-) {
-    dot_rows_body::<FIFTH, CENTERED, Y, true>(w, x, out);
-}
-
-/// The body of both: inlined into each, so it is compiled with that caller's instructions.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn dot_rows_body<const FIFTH: bool, const CENTERED: bool, const Y: usize, const VNNI: bool>(
-    w: Row<'_>,
-    x: &[&[ActBlock]],
-    out: &mut [f32; TILE_ROWS],
-) {
-    use std::arch::x86_64::*;
-    let low = _mm256_set1_epi8(0x0F);
-    let ones = _mm256_set1_epi16(1);
-    let spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
-    let bit_mask = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
-    let sixteen = _mm256_set1_epi8(0x10);
-    let mut acc = [_mm256_setzero_ps(); Y];
-    let mut mins = [0f32; Y];
-    let xs: [&[ActBlock]; Y] = std::array::from_fn(|i| x[i]);
-    for b in 0..w.qs.len() {
-        let [d, m] = *w.dm.get_unchecked(b);
-        let packed = _mm_loadu_si128(w.qs.get_unchecked(b).as_ptr() as *const __m128i);
-        let both = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(packed), _mm_srli_epi16::<4>(packed));
-        let mut qw = _mm256_and_si256(both, low);
-        if FIFTH {
-            let bits = *w.qh.get_unchecked(b) as i32;
-            let set = _mm256_cmpeq_epi8(
-                _mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(bits), spread), bit_mask),
-                _mm256_set1_epi64x(-1),
-            );
-            qw = _mm256_or_si256(qw, _mm256_and_si256(set, sixteen));
-        }
-        // Q5_0: signed weights q − 16, kept as magnitude (for maddubs) and sign (moved to x).
-        let signed = if CENTERED { _mm256_sub_epi8(qw, sixteen) } else { qw };
-        let magnitude = if CENTERED { _mm256_sign_epi8(signed, signed) } else { qw };
-        for y in 0..Y {
-            let bx = xs[y].get_unchecked(b);
-            let mut qx = _mm256_load_si256(bx.qs.as_ptr() as *const __m128i as *const __m256i);
-            if CENTERED {
-                qx = _mm256_sign_epi8(qx, signed);
-            } else {
-                mins[y] += m * bx.s;
-            }
-            // u8 × i8 products summed in fours to i32 (VNNI), or in pairs to i16 (at most
-            // 2·31·127, no overflow) and then to i32.
-            let p = if VNNI {
-                _mm256_dpbusd_epi32(_mm256_setzero_si256(), magnitude, qx)
-            } else {
-                _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, qx), ones)
-            };
-            acc[y] = _mm256_fmadd_ps(_mm256_set1_ps(d * bx.d), _mm256_cvtepi32_ps(p), acc[y]);
-        }
-    }
-    for y in 0..Y {
-        out[y] = hsum(acc[y]) + mins[y];
-    }
-}
-
-/// One weight row.
-#[derive(Clone, Copy)]
-struct Row<'a> {
-    qs: &'a [[u8; QK / 2]],
-    qh: &'a [u32],
-    dm: &'a [[f32; 2]],
 }
 
 /// llama.cpp's AVX `quantize_row_q8_0` / `quantize_row_q8_1` (they round the same way).
@@ -562,88 +287,6 @@ fn quantize_row_portable(x: &[f32], out: &mut [ActBlock]) {
         b.s = f16::from_f32(d * sum as f32).to_f32();
         b.sum = sum;
     }
-}
-
-/// The unsigned 5-bit (or 4-bit) value of weight `j` of a block.
-fn weight(format: Format, qs: &[u8; QK / 2], qh: u32, j: usize) -> i32 {
-    let nibble = if j < QK / 2 { qs[j] & 0x0F } else { qs[j - QK / 2] >> 4 } as i32;
-    match format {
-        Format::Q4_1 => nibble,
-        Format::Q5_0 | Format::Q5_1 => nibble | ((((qh >> j) & 1) as i32) << 4),
-    }
-}
-
-/// Four dot products of weight rows with one activation row.
-fn dot4(level: Level, format: Format, w: [Row<'_>; 4], x: &[ActBlock]) -> [f32; 4] {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if level != Level::Scalar {
-            // SAFETY: `kernel_level` detected each level's features.
-            return unsafe {
-                match (format, level == Level::Vnni) {
-                    (Format::Q4_1, false) => dot4_avx2::<false, false>(w, x),
-                    (Format::Q5_0, false) => dot4_avx2::<true, true>(w, x),
-                    (Format::Q5_1, false) => dot4_avx2::<true, false>(w, x),
-                    (Format::Q4_1, true) => dot4_vnni::<false, false>(w, x),
-                    (Format::Q5_0, true) => dot4_vnni::<true, true>(w, x),
-                    (Format::Q5_1, true) => dot4_vnni::<true, false>(w, x),
-                }
-            };
-        }
-    }
-    w.map(|row| dot_scalar(format, row, x))
-}
-
-/// Reference implementation (and the fallback without AVX2).
-fn dot_scalar(format: Format, w: Row<'_>, x: &[ActBlock]) -> f32 {
-    let mut total = 0f32;
-    for (b, bx) in x.iter().enumerate() {
-        let [d, m] = w.dm[b];
-        let qh = w.qh.get(b).copied().unwrap_or(0);
-        let mut isum = 0i32;
-        for j in 0..QK {
-            isum += weight(format, &w.qs[b], qh, j) * bx.qs[j] as i32;
-        }
-        if format == Format::Q5_0 {
-            isum -= 16 * bx.sum;
-        }
-        total += d * bx.d * isum as f32 + m * bx.s;
-    }
-    total
-}
-
-/// `FIFTH`: the format has a fifth bit per weight. `CENTERED`: weights are `q - 16` (Q5_0).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot4_avx2<const FIFTH: bool, const CENTERED: bool>(w: [Row<'_>; 4], x: &[ActBlock]) -> [f32; 4] {
-    dot4_body::<FIFTH, CENTERED, false>(w, x)
-}
-
-/// [`dot4_avx2`] with `vpdpbusd`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
-unsafe fn dot4_vnni<const FIFTH: bool, const CENTERED: bool>(w: [Row<'_>; 4], x: &[ActBlock]) -> [f32; 4] {
-    dot4_body::<FIFTH, CENTERED, true>(w, x)
-}
-
-/// The body of both, inlined into each so that it is compiled with that caller's
-/// instructions: the prefill kernel with one activation row, for each weight row in turn.
-/// Reading the rows one after another keeps each array a single sequential stream for the
-/// hardware prefetcher; interleaving four rows block by block had made twelve short streams.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn dot4_body<const FIFTH: bool, const CENTERED: bool, const VNNI: bool>(
-    w: [Row<'_>; 4],
-    x: &[ActBlock],
-) -> [f32; 4] {
-    // A plain loop, no closure: a closure is not compiled with its caller's target features.
-    let mut out = [0f32; 4];
-    for i in 0..4 {
-        let mut one = [0f32; TILE_ROWS];
-        dot_rows_body::<FIFTH, CENTERED, 1, VNNI>(w[i], &[x], &mut one);
-        out[i] = one[0];
-    }
-    out
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -736,7 +379,7 @@ mod tests {
     }
     trait KernelDyn {
         fn n(&self) -> usize;
-        fn dot4(&self, level: Level, rows: [usize; 4], x: &[ActBlock]) -> [f32; 4];
+        fn dot_group(&self, level: Level, first: usize, x: &[ActBlock]) -> [f32; GROUP];
         fn dot_scalar(&self, row: usize, x: &[ActBlock]) -> f32;
         fn tiled(&self, level: Level, xq: &[ActBlock], m: usize, dst: &mut [f32]);
         fn matmul(&self, x: &[f32], m: usize, dst: &mut [f32]);
@@ -745,8 +388,8 @@ mod tests {
         fn n(&self) -> usize {
             Kernel::n(self)
         }
-        fn dot4(&self, level: Level, rows: [usize; 4], x: &[ActBlock]) -> [f32; 4] {
-            Kernel::dot4(self, level, rows, x)
+        fn dot_group(&self, level: Level, first: usize, x: &[ActBlock]) -> [f32; GROUP] {
+            Kernel::dot_group(self, level, first, x)
         }
         fn dot_scalar(&self, row: usize, x: &[ActBlock]) -> f32 {
             Kernel::dot_scalar(self, row, x)
@@ -792,14 +435,7 @@ mod tests {
                 }
                 _ => {
                     let m = QuantMatrix::from_kquant(&q).unwrap();
-                    let m = &m;
-                    (0..m.qs.len())
-                        .flat_map(|b| {
-                            let qh = m.qh.get(b).copied().unwrap_or(0);
-                            let [d, o] = m.dm[b];
-                            (0..QK).map(move |j| d * weight(m.format, &m.qs[b], qh, j) as f32 + o).collect::<Vec<_>>()
-                        })
-                        .collect()
+                    (0..3).flat_map(|r| (0..512).map(move |c| (r, c))).map(|(r, c)| m.dequantized(r, c)).collect()
                 }
             };
             assert_eq!(got.len(), want.len());
@@ -820,8 +456,8 @@ mod tests {
         let dev = Device::Cpu;
         for dtype in TYPES {
             let kquant = matches!(dtype, GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K);
-            // K-quants need rows of whole 256-value blocks. 37 rows leave a tail of 1 after
-            // groups of 4 (decode) and of 5 after groups of 16 (prefill).
+            // K-quants need rows of whole 256-value blocks. 37 rows leave a tail of 5 after
+            // groups of 8 and after pairs of them (prefill).
             let k = if kquant { 512 } else { 96 };
             let (q, ours) = random_weight(dtype, 37, k);
             let dequantized = q.dequantize(&dev).unwrap();
@@ -856,17 +492,17 @@ mod tests {
     fn decode_kernels_match_the_scalar_kernel_on_every_level() {
         for dtype in TYPES {
             let k = if matches!(dtype, GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K) { 256 } else { 96 };
+            // 10 rows: a whole group of 8 and a tail of 2.
             let (_, ours) = random_weight(dtype, 10, k);
             let w = ours.kernel();
             let x = Tensor::randn(0f32, 1.0, k, &Device::Cpu).unwrap().to_vec1::<f32>().unwrap();
             let xq = quantized(&x, 1, k);
             for level in levels() {
-                for c in [0, 4, 6] {
-                    let rows = std::array::from_fn(|i| (c + i).min(9));
-                    let got = w.dot4(level, rows, &xq);
-                    for (i, g) in got.into_iter().enumerate() {
-                        let want = w.dot_scalar(rows[i], &xq);
-                        assert!(close(g, want), "{dtype:?} {level:?} row {}: {g} vs {want}", rows[i]);
+                for first in [0, GROUP] {
+                    let got = w.dot_group(level, first, &xq);
+                    for (i, g) in got.into_iter().enumerate().take(10 - first) {
+                        let want = w.dot_scalar(first + i, &xq);
+                        assert!(close(g, want), "{dtype:?} {level:?} row {}: {g} vs {want}", first + i);
                     }
                 }
             }

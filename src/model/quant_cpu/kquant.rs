@@ -41,30 +41,17 @@ fn scale_min(j: usize, s: &[u8]) -> (u8, u8) {
     }
 }
 
-/// One 32-value block in the Q4_1/Q5_1 layout: low 4 bits of values `j` and `j + 16` in byte
-/// `j`, fifth bits in `qh` (bit `j` for value `j`), and `(scale, offset)`.
-pub(super) struct NibbleBlock {
-    pub qs: [u8; QK / 2],
-    pub qh: u32,
-    pub dm: [f32; 2],
-}
-
-fn nibble_block(q: &[u8], d: f32, m: f32) -> NibbleBlock {
-    let mut qs = [0u8; QK / 2];
-    let mut qh = 0u32;
-    for j in 0..QK / 2 {
-        qs[j] = (q[j] & 0x0F) | ((q[j + QK / 2] & 0x0F) << 4);
-    }
-    for (j, &v) in q.iter().enumerate().take(QK) {
-        qh |= ((v >> 4) as u32 & 1) << j;
-    }
-    NibbleBlock { qs, qh, dm: [d, m] }
+/// One 32-value block of unsigned 4- or 5-bit values `q` that stand for `d * q + m`.
+pub(super) struct ValueBlock {
+    pub q: [u8; QK],
+    pub d: f32,
+    pub m: f32,
 }
 
 /// Q4_K (`fifth = false`, 144-byte blocks) or Q5_K (`fifth = true`, 176-byte blocks) as
 /// 32-value blocks, handed to `take` in order (straight into the caller's arrays: no second
 /// copy of the tensor while it loads).
-pub(super) fn k_to_nibbles(bytes: &[u8], values: usize, fifth: bool, mut take: impl FnMut(NibbleBlock)) -> Result<()> {
+pub(super) fn k_to_values(bytes: &[u8], values: usize, fifth: bool, mut take: impl FnMut(ValueBlock)) -> Result<()> {
     let size = if fifth { 176 } else { 144 };
     super_blocks(bytes, values, size, if fifth { "Q5_K" } else { "Q4_K" })?;
     for b in bytes.chunks_exact(size) {
@@ -82,7 +69,7 @@ pub(super) fn k_to_nibbles(bytes: &[u8], values: usize, fifth: bool, mut take: i
                 }
             }
             let (sc, m) = scale_min(j, scales);
-            take(nibble_block(&q, d * sc as f32, -(dmin * m as f32)));
+            take(ValueBlock { q, d: d * sc as f32, m: -(dmin * m as f32) });
         }
     }
     Ok(())

@@ -1,0 +1,396 @@
+//! Weights of 4 or 5 bits per value (Q4_1, Q5_0, Q5_1, and Q4_K/Q5_K unpacked into Q4_1 and
+//! Q5_1 blocks), stored at load in groups of [`GROUP`] rows interleaved four values at a time.
+//!
+//! Why interleave: with each row stored on its own, a dot product ends in a horizontal sum
+//! of eight lanes, and every 32-value block pays a conversion and a multiply-add for one row.
+//! Here one 32-byte vector holds four consecutive values of eight rows (lane `r` is row `r`),
+//! so one `vpdpbusd` with four activation bytes broadcast to every lane advances all eight
+//! dot products, the eight sums come out in eight lanes, and the block's integer sums are
+//! scaled once for the eight rows. Decode reads a group's blocks as one sequential stream.
+//! ik_llama.cpp's `_R4`/`_R8` types repack the same way; this layout is our own.
+//!
+//! Per group and 32-value block:
+//! - `qs`: four vectors of 32 bytes; byte `4r + i` of vector `v` holds value `4v + i` of row
+//!   `r` in its low 4 bits and value `16 + 4v + i` in its high 4 bits, so the low nibbles
+//!   of vector `v` are "unpacked vector" `v` and the high ones unpacked vector `4 + v`;
+//! - `qh` (Q5 types): one `u32` per unpacked vector `u`, bit `4r + i` the fifth bit of value
+//!   `4u + i` of row `r`, which expands to the vector's bytes with one masked move;
+//! - `d`, `m`: the eight rows' scales and offsets, widened to f32 at load.
+//!
+//! That is 24 bytes per 32 values for Q4_1 and Q5_0 (a Q5_0 file holds 22), 28 for Q5_1.
+//! A last group short of [`GROUP`] rows is padded with zero rows, whose outputs are dropped.
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::Result;
+use half::f16;
+
+use super::kquant::{self, ValueBlock};
+use super::{ActBlock, Kernel, Level, GROUP, QK, TILE_ROWS};
+
+/// The weight encodings, after llama.cpp's names. Every value is `d * q + m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// `q` in 0..16, with a per-block `m`.
+    Q4_1,
+    /// `q - 16` with `q` in 0..32, no `m`.
+    Q5_0,
+    /// `q` in 0..32, with a per-block `m`.
+    Q5_1,
+}
+
+impl Format {
+    fn fifth(self) -> bool {
+        self != Format::Q4_1
+    }
+
+    fn offset(self) -> bool {
+        self != Format::Q5_0
+    }
+}
+
+/// One group's block of low 4 bits, aligned for whole-vector loads.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(32))]
+struct Packed([u8; 4 * 32]);
+
+/// A weight matrix `[n, k]` (n outputs, k inputs) in groups of [`GROUP`] interleaved rows.
+#[derive(Debug)]
+pub struct QuantMatrix {
+    format: Format,
+    /// Index `group * blocks_per_row + block`, as for the arrays below.
+    qs: Vec<Packed>,
+    /// Fifth bits (Q5 types; empty otherwise).
+    qh: Vec<[u32; 8]>,
+    d: Vec<[f32; GROUP]>,
+    /// Offsets (Q4_1, Q5_1; empty for Q5_0).
+    m: Vec<[f32; GROUP]>,
+    n: usize,
+    k: usize,
+}
+
+impl QuantMatrix {
+    /// An all-zero matrix with room for `n` rows (rounded up to whole groups).
+    fn zeroed(format: Format, n: usize, k: usize) -> Result<Self> {
+        if !k.is_multiple_of(QK) {
+            candle_core::bail!("rows of {k} values are not whole blocks")
+        }
+        let count = n.div_ceil(GROUP) * (k / QK);
+        Ok(Self {
+            format,
+            qs: vec![Packed([0; 128]); count],
+            qh: if format.fifth() { vec![[0; 8]; count] } else { Vec::new() },
+            d: vec![[0.0; GROUP]; count],
+            m: if format.offset() { vec![[0.0; GROUP]; count] } else { Vec::new() },
+            n,
+            k,
+        })
+    }
+
+    /// Writes block `b` of row `row` into its group.
+    fn place(&mut self, row: usize, b: usize, block: &ValueBlock) {
+        let (r, at) = (row % GROUP, (row / GROUP) * (self.k / QK) + b);
+        let qs = &mut self.qs[at].0;
+        for (j, &q) in block.q.iter().enumerate() {
+            let (u, i) = (j / 4, j % 4);
+            qs[32 * (u % 4) + 4 * r + i] |= (q & 0x0F) << (4 * (u / 4));
+            if self.format.fifth() {
+                self.qh[at][u] |= (((q >> 4) & 1) as u32) << (4 * r + i);
+            }
+        }
+        self.d[at][r] = block.d;
+        if self.format.offset() {
+            self.m[at][r] = block.m;
+        }
+    }
+
+    /// Takes the blocks of a CPU Q4_1, Q5_0 or Q5_1 tensor of shape `[n, k]`.
+    pub fn from_qtensor(t: &QTensor) -> Result<Self> {
+        let (format, block_bytes) = match t.dtype() {
+            GgmlDType::Q4_1 => (Format::Q4_1, 20),
+            GgmlDType::Q5_0 => (Format::Q5_0, 22),
+            GgmlDType::Q5_1 => (Format::Q5_1, 24),
+            other => candle_core::bail!("no CPU kernel for {other:?}"),
+        };
+        let (n, k) = t.shape().dims2()?;
+        let mut matrix = Self::zeroed(format, n, k)?;
+        let bytes = t.data()?;
+        let count = n * k / QK;
+        if bytes.len() != count * block_bytes {
+            candle_core::bail!("{:?} tensor holds {} bytes, expected {}", t.dtype(), bytes.len(), count * block_bytes)
+        }
+        let half_at = |b: &[u8], i: usize| f16::from_le_bytes([b[i], b[i + 1]]).to_f32();
+        for (i, b) in bytes.chunks_exact(block_bytes).enumerate() {
+            let (d, m, rest) = match format {
+                Format::Q5_0 => (half_at(b, 0), 0.0, &b[2..]),
+                Format::Q4_1 | Format::Q5_1 => (half_at(b, 0), half_at(b, 2), &b[4..]),
+            };
+            let (qh, packed) = match format {
+                Format::Q4_1 => (0, rest),
+                _ => (u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]), &rest[4..]),
+            };
+            // ggml's order: value j's low bits in byte j (j < 16) or the high half of byte
+            // j − 16, its fifth bit at bit j of `qh`.
+            let q = std::array::from_fn(|j| {
+                let nibble = if j < QK / 2 { packed[j] & 0x0F } else { packed[j - QK / 2] >> 4 };
+                nibble | ((((qh >> j) & 1) as u8) << 4)
+            });
+            let per_row = k / QK;
+            matrix.place(i / per_row, i % per_row, &ValueBlock { q, d, m });
+        }
+        Ok(matrix)
+    }
+
+    /// Takes a CPU Q4_K or Q5_K tensor `[n, k]` as Q4_1 or Q5_1 blocks of the same values.
+    pub fn from_kquant(t: &QTensor) -> Result<Self> {
+        let (n, k) = t.shape().dims2()?;
+        let fifth = match t.dtype() {
+            GgmlDType::Q4K => false,
+            GgmlDType::Q5K => true,
+            other => candle_core::bail!("{other:?} is not Q4_K or Q5_K"),
+        };
+        let mut matrix = Self::zeroed(if fifth { Format::Q5_1 } else { Format::Q4_1 }, n, k)?;
+        let per_row = k / QK;
+        let mut i = 0;
+        kquant::k_to_values(&t.data()?, n * k, fifth, |block| {
+            matrix.place(i / per_row, i % per_row, &block);
+            i += 1;
+        })?;
+        Ok(matrix)
+    }
+
+    fn group(&self, g: usize) -> Group<'_> {
+        let per_row = self.k / QK;
+        let r = g * per_row..(g + 1) * per_row;
+        Group {
+            qs: &self.qs[r.clone()],
+            qh: if self.qh.is_empty() { &[] } else { &self.qh[r.clone()] },
+            d: &self.d[r.clone()],
+            m: if self.m.is_empty() { &[] } else { &self.m[r] },
+        }
+    }
+
+    /// The unsigned 4- or 5-bit value `j` of block `b` of row `row`.
+    fn value(&self, row: usize, b: usize, j: usize) -> i32 {
+        let (r, at) = (row % GROUP, (row / GROUP) * (self.k / QK) + b);
+        let (u, i) = (j / 4, j % 4);
+        let nibble = (self.qs[at].0[32 * (u % 4) + 4 * r + i] >> (4 * (u / 4))) & 0x0F;
+        let fifth = self.qh.get(at).map_or(0, |h| (h[u] >> (4 * r + i)) & 1);
+        nibble as i32 | (fifth as i32) << 4
+    }
+
+    /// Weight `(row, col)` as it multiplies: `d * q + m`.
+    #[cfg(test)]
+    pub(super) fn dequantized(&self, row: usize, col: usize) -> f32 {
+        let (b, j) = (col / QK, col % QK);
+        let at = (row / GROUP) * (self.k / QK) + b;
+        let q = self.value(row, b, j) - if self.format == Format::Q5_0 { 16 } else { 0 };
+        self.d[at][row % GROUP] * q as f32 + self.m.get(at).map_or(0.0, |m| m[row % GROUP])
+    }
+
+    /// The exact integer-sum reference for one row, and the fallback without AVX2.
+    fn dot_scalar(&self, row: usize, x: &[ActBlock]) -> f32 {
+        let g = self.group(row / GROUP);
+        let r = row % GROUP;
+        let mut total = 0f32;
+        for (b, bx) in x.iter().enumerate() {
+            let mut isum = 0i32;
+            for j in 0..QK {
+                isum += self.value(row, b, j) * bx.qs[j] as i32;
+            }
+            if self.format == Format::Q5_0 {
+                isum -= 16 * bx.sum;
+            }
+            total += g.d[b][r] * bx.d * isum as f32 + g.m.get(b).map_or(0.0, |m| m[r] * bx.s);
+        }
+        total
+    }
+}
+
+/// One group of rows: the blocks of [`QuantMatrix`]'s arrays that belong to it.
+#[derive(Clone, Copy)]
+struct Group<'a> {
+    qs: &'a [Packed],
+    qh: &'a [[u32; 8]],
+    d: &'a [[f32; GROUP]],
+    m: &'a [[f32; GROUP]],
+}
+
+impl Kernel for QuantMatrix {
+    fn n(&self) -> usize {
+        self.n
+    }
+
+    fn k(&self) -> usize {
+        self.k
+    }
+
+    fn dot_group(&self, level: Level, first: usize, x: &[ActBlock]) -> [f32; GROUP] {
+        let mut out = [[0f32; GROUP]; TILE_ROWS];
+        self.dot_tile(level, first, &[x], &mut out);
+        out[0]
+    }
+
+    fn dot_tile(&self, level: Level, first: usize, x: &[&[ActBlock]], out: &mut [[f32; GROUP]; TILE_ROWS]) {
+        debug_assert_eq!(first % GROUP, 0);
+        #[cfg(target_arch = "x86_64")]
+        {
+            let w = self.group(first / GROUP);
+            macro_rules! tiles {
+                ($kernel:ident) => {
+                    match (self.format, x.len()) {
+                        (Format::Q4_1, 8) => $kernel::<false, true, 8>(w, x, out),
+                        (Format::Q4_1, 7) => $kernel::<false, true, 7>(w, x, out),
+                        (Format::Q4_1, 6) => $kernel::<false, true, 6>(w, x, out),
+                        (Format::Q4_1, 5) => $kernel::<false, true, 5>(w, x, out),
+                        (Format::Q4_1, 4) => $kernel::<false, true, 4>(w, x, out),
+                        (Format::Q4_1, 3) => $kernel::<false, true, 3>(w, x, out),
+                        (Format::Q4_1, 2) => $kernel::<false, true, 2>(w, x, out),
+                        (Format::Q4_1, _) => $kernel::<false, true, 1>(w, x, out),
+                        (Format::Q5_0, 8) => $kernel::<true, false, 8>(w, x, out),
+                        (Format::Q5_0, 7) => $kernel::<true, false, 7>(w, x, out),
+                        (Format::Q5_0, 6) => $kernel::<true, false, 6>(w, x, out),
+                        (Format::Q5_0, 5) => $kernel::<true, false, 5>(w, x, out),
+                        (Format::Q5_0, 4) => $kernel::<true, false, 4>(w, x, out),
+                        (Format::Q5_0, 3) => $kernel::<true, false, 3>(w, x, out),
+                        (Format::Q5_0, 2) => $kernel::<true, false, 2>(w, x, out),
+                        (Format::Q5_0, _) => $kernel::<true, false, 1>(w, x, out),
+                        (Format::Q5_1, 8) => $kernel::<true, true, 8>(w, x, out),
+                        (Format::Q5_1, 7) => $kernel::<true, true, 7>(w, x, out),
+                        (Format::Q5_1, 6) => $kernel::<true, true, 6>(w, x, out),
+                        (Format::Q5_1, 5) => $kernel::<true, true, 5>(w, x, out),
+                        (Format::Q5_1, 4) => $kernel::<true, true, 4>(w, x, out),
+                        (Format::Q5_1, 3) => $kernel::<true, true, 3>(w, x, out),
+                        (Format::Q5_1, 2) => $kernel::<true, true, 2>(w, x, out),
+                        (Format::Q5_1, _) => $kernel::<true, true, 1>(w, x, out),
+                    }
+                };
+            }
+            match level {
+                // SAFETY: `kernel_level` (or the tests) detected each level's features.
+                Level::Vnni => return unsafe { tiles!(tile_vnni) },
+                Level::Avx2 => return unsafe { tiles!(tile_avx2) },
+                Level::Scalar => {}
+            }
+        }
+        for (o, xr) in out.iter_mut().zip(x) {
+            for (i, v) in o.iter_mut().enumerate() {
+                if first + i < self.n {
+                    *v = self.dot_scalar(first + i, xr);
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn dot_scalar(&self, row: usize, x: &[ActBlock]) -> f32 {
+        QuantMatrix::dot_scalar(self, row, x)
+    }
+}
+
+/// `FIFTH`: the format has a fifth bit per value. `OFFSET`: it has a per-block `m` (Q5_0,
+/// without one, is `q − 16`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile_avx2<const FIFTH: bool, const OFFSET: bool, const Y: usize>(
+    w: Group<'_>,
+    x: &[&[ActBlock]],
+    out: &mut [[f32; GROUP]; TILE_ROWS],
+) {
+    tile_body::<FIFTH, OFFSET, Y, false>(w, x, out);
+}
+
+/// [`tile_avx2`] with `vpdpbusd`, and fifth bits expanded by one masked byte move.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl,avx512bw")]
+unsafe fn tile_vnni<const FIFTH: bool, const OFFSET: bool, const Y: usize>(
+    w: Group<'_>,
+    x: &[&[ActBlock]],
+    out: &mut [[f32; GROUP]; TILE_ROWS],
+) {
+    tile_body::<FIFTH, OFFSET, Y, true>(w, x, out);
+}
+
+/// `out[y][r] = W[r] · x[y]` for the group's rows and `Y` activation rows: each block's eight
+/// vectors of values are unpacked once, then multiplied with every activation row. Inlined
+/// into both callers, so it is compiled with each one's instructions; plain loops, no
+/// closures (a closure is not compiled with its caller's target features).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // `u` also indexes the activation's words
+unsafe fn tile_body<const FIFTH: bool, const OFFSET: bool, const Y: usize, const VNNI: bool>(
+    w: Group<'_>,
+    x: &[&[ActBlock]],
+    out: &mut [[f32; GROUP]; TILE_ROWS],
+) {
+    use std::arch::x86_64::*;
+    let low = _mm256_set1_epi8(0x0F);
+    let ones = _mm256_set1_epi16(1);
+    let sixteen = _mm256_set1_epi8(0x10);
+    // AVX2's expansion of 32 bits to 32 bytes: byte j takes the bit's byte of the word, then
+    // all bits but bit j % 8 are set, and a byte is all ones only where that bit was.
+    let spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    let bit_mask = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
+    let all = _mm256_set1_epi64x(-1);
+    let mut acc = [_mm256_setzero_ps(); Y];
+    // The offsets' share, summed apart and added last, as llama.cpp does: the two sums are
+    // large and of opposite sign, and adding them block by block measurably moved the logits.
+    let mut mins = [_mm256_setzero_ps(); Y];
+    let xs: [&[ActBlock]; Y] = std::array::from_fn(|i| x[i]);
+    for b in 0..w.qs.len() {
+        let packed = w.qs.get_unchecked(b).0.as_ptr() as *const __m256i;
+        let mut q = [_mm256_setzero_si256(); 8];
+        for v in 0..4 {
+            let p = _mm256_load_si256(packed.add(v));
+            q[v] = _mm256_and_si256(p, low);
+            q[v + 4] = _mm256_and_si256(_mm256_srli_epi16::<4>(p), low);
+        }
+        if FIFTH {
+            let qh = w.qh.get_unchecked(b);
+            for u in 0..8 {
+                let bits = if VNNI {
+                    _mm256_maskz_mov_epi8(qh[u], sixteen)
+                } else {
+                    let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(qh[u] as i32), spread);
+                    _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_or_si256(spread, bit_mask), all), sixteen)
+                };
+                q[u] = _mm256_or_si256(q[u], bits);
+            }
+        }
+        let d = _mm256_loadu_ps(w.d.get_unchecked(b).as_ptr());
+        let m = if OFFSET { _mm256_loadu_ps(w.m.get_unchecked(b).as_ptr()) } else { _mm256_setzero_ps() };
+        for y in 0..Y {
+            let bx = xs[y].get_unchecked(b);
+            let a = bx.qs.as_ptr() as *const i32;
+            // Σ q·a over the block, per row, in i32: VNNI sums four byte products per lane;
+            // AVX2 sums pairs to i16 (at most 2·31·127), four such sums still fit i16, and
+            // `madd` widens them.
+            let mut isum = _mm256_setzero_si256();
+            if VNNI {
+                for u in 0..8 {
+                    isum = _mm256_dpbusd_epi32(isum, q[u], _mm256_set1_epi32(a.add(u).read_unaligned()));
+                }
+            } else {
+                for half in 0..2 {
+                    let mut s = _mm256_setzero_si256();
+                    for u in 4 * half..4 * half + 4 {
+                        let p = _mm256_maddubs_epi16(q[u], _mm256_set1_epi32(a.add(u).read_unaligned()));
+                        s = _mm256_add_epi16(s, p);
+                    }
+                    isum = _mm256_add_epi32(isum, _mm256_madd_epi16(s, ones));
+                }
+            }
+            if !OFFSET {
+                // Q5_0's values are q − 16: Σ(q − 16)·a = Σq·a − 16·Σa.
+                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(16 * bx.sum));
+            }
+            let scale = _mm256_mul_ps(d, _mm256_set1_ps(bx.d));
+            acc[y] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[y]);
+            if OFFSET {
+                mins[y] = _mm256_fmadd_ps(m, _mm256_set1_ps(bx.s), mins[y]);
+            }
+        }
+    }
+    for y in 0..Y {
+        _mm256_storeu_ps(out[y].as_mut_ptr(), _mm256_add_ps(acc[y], mins[y]));
+    }
+}
