@@ -135,16 +135,22 @@ pub fn attend(
     extend_f16(&mut cache.v, v);
 
     let n_rep = g.n_head / g.n_kv;
+    // Prefill attends the query heads that share a key/value head together (see
+    // `attend_group_avx2`); decode keeps one item per head, to spread a single token's heads
+    // over the threads.
+    let grouped = t >= 2 && (2..=MAX_GROUP).contains(&n_rep) && super::cpu::simd_available();
+    let heads = if grouped { n_rep } else { 1 };
     let mut out = vec![0f32; t * g.n_head * vd];
     let (cache_k, cache_v) = (&cache.k, &cache.v);
     let q = &*q;
-    // One work item per (query token, head).
-    let work = |item: usize, out_row: &mut [f32], scores: &mut Vec<f32>| {
-        let (ti, h) = (item / g.n_head, item % g.n_head);
+    // One work item per (query token, head), or per (query token, key/value head): its
+    // `heads` query heads are consecutive, in `q` and in `out` alike.
+    let work = |item: usize, out_rows: &mut [f32], scores: &mut Vec<f32>| {
+        let (ti, h) = (item / (g.n_head / heads), (item % (g.n_head / heads)) * heads);
         let qpos = pos + ti;
         let first = window.map_or(0, |w| (qpos + 1).saturating_sub(w));
         let head = Head {
-            q: &q[(ti * g.n_head + h) * hd..][..hd],
+            q: &q[(ti * g.n_head + h) * hd..][..heads * hd],
             keys: &cache_k[first * kv_stride..(qpos + 1) * kv_stride],
             values: &cache_v[first * v_stride..(qpos + 1) * v_stride],
             kv_offset: (h / n_rep) * hd,
@@ -153,32 +159,44 @@ pub fn attend(
             v_stride,
             scale: g.scale,
         };
-        head.attend(out_row, scores);
+        if heads == 1 {
+            head.attend(out_rows, scores);
+        } else {
+            head.attend_group(heads, out_rows, scores);
+        }
     };
-    let items = t * g.n_head;
+    let items = t * g.n_head / heads;
     let keys_seen = pos + t;
+    let row = heads * vd;
     // Threads pay off once there is real work; a short decode step runs inline.
-    if items * keys_seen * hd < 1 << 16 {
-        let mut scores = Vec::with_capacity(keys_seen);
-        for (item, row) in out.chunks_mut(vd).enumerate() {
-            work(item, row, &mut scores);
+    if t * g.n_head * keys_seen * hd < 1 << 16 {
+        let mut scores = Vec::with_capacity(heads * keys_seen);
+        for (item, rows) in out.chunks_mut(row).enumerate() {
+            work(item, rows, &mut scores);
         }
     } else {
         let out_ptr = SendPtr(out.as_mut_ptr());
         candle_core::utils::barrier_pool().execute_chunked(items, |range| {
-            let mut scores = Vec::with_capacity(keys_seen);
+            let mut scores = Vec::with_capacity(heads * keys_seen);
             for item in range {
-                // SAFETY: each item owns row `item` of `out`, inside its bounds.
-                let row = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(item * vd), vd) };
-                work(item, row, &mut scores);
+                // SAFETY: each item owns rows `item * heads..(item + 1) * heads` of `out`,
+                // inside its bounds.
+                let rows = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(item * row), row) };
+                work(item, rows, &mut scores);
             }
         });
     }
     out
 }
 
-/// One query head against its key/value head.
+/// Most query heads per key/value head that [`Head::attend_group`] takes together (more
+/// attend one by one).
+const MAX_GROUP: usize = 8;
+
+/// One query head against its key/value head, or (for [`Head::attend_group`]) the
+/// consecutive query heads that share it.
 struct Head<'a> {
+    /// `[head][head_dim]`.
     q: &'a [f32],
     /// Cached positions from the first visible key to the query, `[pos][kv_head][dim]`.
     keys: &'a [f16],
@@ -231,14 +249,7 @@ impl Head<'_> {
             max = max.max(s);
             scores.push(s);
         }
-        let mut sum = 0f32;
-        for s in scores.iter_mut() {
-            *s = (*s - max).exp();
-            sum += *s;
-        }
-        let inv = 1.0 / sum;
-        scores.iter_mut().for_each(|s| *s *= inv);
-        round_f16(scores);
+        softmax_f16(scores, max);
         let vd = out.len();
         out.fill(0.0);
         for (j, &p) in scores.iter().enumerate() {
@@ -251,6 +262,112 @@ impl Head<'_> {
             axpy(out, p, vj);
         }
     }
+
+    /// `heads` query heads (2..=[`MAX_GROUP`], consecutive in `q` and `out`) that share this
+    /// key/value head: each key and value is widened from f16 once for all of them, and their
+    /// independent sums overlap where one head's would wait on its own chain of additions.
+    /// Each head's operations are [`Head::attend`]'s, in the same order: the same bits.
+    fn attend_group(&self, heads: usize, out: &mut [f32], scores: &mut Vec<f32>) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `attend` groups heads only where the features were detected.
+            unsafe {
+                match heads {
+                    2 => return self.attend_group_avx2::<2>(out, scores),
+                    3 => return self.attend_group_avx2::<3>(out, scores),
+                    4 => return self.attend_group_avx2::<4>(out, scores),
+                    5 => return self.attend_group_avx2::<5>(out, scores),
+                    6 => return self.attend_group_avx2::<6>(out, scores),
+                    7 => return self.attend_group_avx2::<7>(out, scores),
+                    8 => return self.attend_group_avx2::<8>(out, scores),
+                    _ => {}
+                }
+            }
+        }
+        let (hd, vd) = (self.q.len() / heads, out.len() / heads);
+        for (h, out) in out.chunks_mut(vd).enumerate() {
+            Head { q: &self.q[h * hd..][..hd], ..*self }.attend(out, scores);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[allow(clippy::needless_range_loop)] // `h` indexes the accumulators, queries and outputs
+    unsafe fn attend_group_avx2<const R: usize>(&self, out: &mut [f32], scores: &mut Vec<f32>) {
+        use std::arch::x86_64::*;
+        let (hd, vd) = (self.q.len() / R, out.len() / R);
+        let n = self.keys.len() / self.kv_stride;
+        scores.clear();
+        scores.resize(R * n, 0.0);
+        let (q, keys, values) = (self.q.as_ptr(), self.keys.as_ptr(), self.values.as_ptr());
+        let mut lanes = [0f32; 8];
+        for j in 0..n {
+            let kj = keys.add(j * self.kv_stride + self.kv_offset);
+            let mut acc = [_mm256_setzero_ps(); R];
+            let mut i = 0;
+            while i + 8 <= hd {
+                let kb = _mm256_cvtph_ps(_mm_loadu_si128(kj.add(i) as *const __m128i));
+                for h in 0..R {
+                    acc[h] = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(q.add(h * hd + i)), kb), acc[h]);
+                }
+                i += 8;
+            }
+            for h in 0..R {
+                _mm256_storeu_ps(lanes.as_mut_ptr(), acc[h]);
+                let mut s: f32 = lanes.iter().sum();
+                for d in i..hd {
+                    s += *q.add(h * hd + d) * (*kj.add(d)).to_f32();
+                }
+                scores[h * n + j] = s * self.scale;
+            }
+        }
+        for h in 0..R {
+            let row = &mut scores[h * n..(h + 1) * n];
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+            softmax_f16(row, max);
+        }
+        // Output lanes outermost, kept in registers over every key: no load and store of the
+        // outputs per key, and each sum is still 0 + p₀v₀ + p₁v₁ + … in key order.
+        let (o, p) = (out.as_mut_ptr(), scores.as_ptr());
+        let mut i = 0;
+        while i + 8 <= vd {
+            let mut acc = [_mm256_setzero_ps(); R];
+            let mut vj = values.add(self.v_offset + i);
+            for j in 0..n {
+                let vb = _mm256_cvtph_ps(_mm_loadu_si128(vj as *const __m128i));
+                for h in 0..R {
+                    acc[h] = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(*p.add(h * n + j)), vb), acc[h]);
+                }
+                vj = vj.add(self.v_stride);
+            }
+            for h in 0..R {
+                _mm256_storeu_ps(o.add(h * vd + i), acc[h]);
+            }
+            i += 8;
+        }
+        for d in i..vd {
+            for h in 0..R {
+                let mut s = 0f32;
+                for j in 0..n {
+                    s += *p.add(h * n + j) * (*values.add(j * self.v_stride + self.v_offset + d)).to_f32();
+                }
+                *o.add(h * vd + d) = s;
+            }
+        }
+    }
+}
+
+/// Softmax of scores whose maximum is `max`, rounded to f16 (llama.cpp's operand type).
+#[inline(always)]
+fn softmax_f16(scores: &mut [f32], max: f32) {
+    let mut sum = 0f32;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    let inv = 1.0 / sum;
+    scores.iter_mut().for_each(|s| *s *= inv);
+    round_f16(scores);
 }
 
 /// `a · b` in eight partial sums, multiplied then added, summed in order at the end: the same
@@ -404,6 +521,30 @@ mod tests {
             assert_eq!(a, b);
         }
         assert!(a.iter().all(|x| x.is_finite() && *x != 0.0));
+    }
+
+    #[test]
+    fn grouped_heads_give_the_same_bits_as_one_head_at_a_time() {
+        let mut rng = 11u64;
+        let mut next = || {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            f16::from_f32(((rng >> 33) as f32 / (1u64 << 31) as f32) - 0.5)
+        };
+        // Two key/value heads of 20 dimensions (two blocks of 8 and a tail of 4), 12 values.
+        let (hd, vd, n_kv, n) = (20, 12, 2, 29);
+        let keys: Vec<f16> = (0..n * n_kv * hd).map(|_| next()).collect();
+        let values: Vec<f16> = (0..n * n_kv * vd).map(|_| next()).collect();
+        for heads in 2..=MAX_GROUP {
+            let q: Vec<f32> = (0..heads * hd).map(|_| next().to_f32()).collect();
+            let head = Head { q: &q, keys: &keys, values: &values, kv_offset: hd, v_offset: vd, kv_stride: n_kv * hd, v_stride: n_kv * vd, scale: 0.3 };
+            let mut grouped = vec![0f32; heads * vd];
+            head.attend_group(heads, &mut grouped, &mut Vec::new());
+            for h in 0..heads {
+                let mut one = vec![0f32; vd];
+                Head { q: &q[h * hd..][..hd], ..head }.attend(&mut one, &mut Vec::new());
+                assert_eq!(&grouped[h * vd..][..vd], &one[..], "{heads} heads, head {h}");
+            }
+        }
     }
 
     #[test]
