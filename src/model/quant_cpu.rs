@@ -189,12 +189,13 @@ fn matmul_tiled<W: Kernel + ?Sized>(w: &W, level: Level, xq: &[ActBlock], m: usi
             for first in (group * COLS..((group + 1) * COLS).min(n)).step_by(GROUP) {
                 let mut out = [[0f32; GROUP]; TILE_ROWS];
                 w.dot_tile(level, first, x, &mut out);
+                // Whole rows of results at once: read back one float at a time, the kernels'
+                // vector stores stalled store forwarding (5% of SmolLM2's prefill).
+                let take = GROUP.min(n - first);
                 for (i, r) in rows.clone().enumerate() {
-                    for (c, &val) in out[i].iter().enumerate().take(n - first) {
-                        // SAFETY: each (r, c) belongs to exactly one work item, and
-                        // r * n + c < m * n = dst.len().
-                        unsafe { *dst_ptr.get().add(r * n + first + c) = val };
-                    }
+                    // SAFETY: the cells (r, first..first + take) belong to this work item alone,
+                    // and r * n + first + take <= m * n = dst.len().
+                    unsafe { std::ptr::copy_nonoverlapping(out[i].as_ptr(), dst_ptr.get().add(r * n + first), take) };
                 }
             }
         }
