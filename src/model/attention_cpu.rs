@@ -249,7 +249,7 @@ impl Head<'_> {
             max = max.max(s);
             scores.push(s);
         }
-        softmax_f16(scores, max);
+        softmax_f16::<F16C>(scores, max);
         let vd = out.len();
         out.fill(0.0);
         for (j, &p) in scores.iter().enumerate() {
@@ -324,7 +324,7 @@ impl Head<'_> {
         for h in 0..R {
             let row = &mut scores[h * n..(h + 1) * n];
             let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-            softmax_f16(row, max);
+            softmax_f16::<true>(row, max);
         }
         // Output lanes outermost, kept in registers over every key: no load and store of the
         // outputs per key, and each sum is still 0 + p₀v₀ + p₁v₁ + … in key order.
@@ -358,16 +358,80 @@ impl Head<'_> {
 }
 
 /// Softmax of scores whose maximum is `max`, rounded to f16 (llama.cpp's operand type).
+/// `SIMD`: the caller is compiled with AVX2 and FMA (and checked the CPU has them); the
+/// exponentials then come eight at a time, with the same bits as one at a time.
 #[inline(always)]
-fn softmax_f16(scores: &mut [f32], max: f32) {
+unsafe fn softmax_f16<const SIMD: bool>(scores: &mut [f32], max: f32) {
+    let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    if SIMD {
+        use std::arch::x86_64::*;
+        let m = _mm256_set1_ps(max);
+        while i + 8 <= scores.len() {
+            let p = scores.as_mut_ptr().add(i);
+            _mm256_storeu_ps(p, exp8(_mm256_sub_ps(_mm256_loadu_ps(p), m)));
+            i += 8;
+        }
+    }
+    for s in &mut scores[i..] {
+        *s = exp(*s - max);
+    }
     let mut sum = 0f32;
-    for s in scores.iter_mut() {
-        *s = (*s - max).exp();
+    for s in scores.iter() {
         sum += *s;
     }
     let inv = 1.0 / sum;
     scores.iter_mut().for_each(|s| *s *= inv);
     round_f16(scores);
+}
+
+/// Below this, `exp` is 0 in f32 (and the exponent arithmetic below would wrap).
+const EXP_MIN: f32 = -87.0;
+
+/// `e^x` for `x <= 0` (softmax's arguments), within about 1 ulp: `x = n·ln 2 + r` with
+/// `|r| <= ln 2 / 2`, `e^r` by its Taylor series to degree 7 (error below 1e-8), times `2^n`
+/// through the exponent bits. Written out because libm's `expf`, one call per score, was 6%
+/// of SmolLM2's prefill, and [`exp8`] must do the same operations so that both paths agree
+/// to the bit; `mul_add` is the fused multiply-add that `exp8` uses.
+fn exp(x: f32) -> f32 {
+    if x < EXP_MIN {
+        return 0.0;
+    }
+    let n = (x * std::f32::consts::LOG2_E).round_ties_even();
+    let r = n.mul_add(-LN2_HI, x);
+    let r = n.mul_add(-LN2_LO, r);
+    let mut p = EXP_TAYLOR[0];
+    for c in &EXP_TAYLOR[1..] {
+        p = p.mul_add(r, *c);
+    }
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// ln 2 split so that `n · LN2_HI` is exact for the `n` that occur.
+const LN2_HI: f32 = 0.693_145_75;
+const LN2_LO: f32 = 1.428_606_8e-6;
+/// 1/7!, 1/6!, …, 1/1!, 1/0!: Horner's order.
+const EXP_TAYLOR: [f32; 8] = [1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0];
+
+/// [`exp`] of eight values, operation for operation.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn exp8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        _mm256_set1_ps(std::f32::consts::LOG2_E),
+    ));
+    let r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_HI), x);
+    let r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_LO), r);
+    let mut p = _mm256_set1_ps(EXP_TAYLOR[0]);
+    for c in &EXP_TAYLOR[1..] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(*c));
+    }
+    let scale = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)));
+    let e = _mm256_mul_ps(p, _mm256_castsi256_ps(scale));
+    // Zero below EXP_MIN (where the exponent above is meaningless).
+    _mm256_and_ps(e, _mm256_cmp_ps::<_CMP_GE_OQ>(x, _mm256_set1_ps(EXP_MIN)))
 }
 
 /// `a · b` in eight partial sums, multiplied then added, summed in order at the end: the same
@@ -543,6 +607,34 @@ mod tests {
                 let mut one = vec![0f32; vd];
                 Head { q: &q[h * hd..][..hd], ..head }.attend(&mut one, &mut Vec::new());
                 assert_eq!(&grouped[h * vd..][..vd], &one[..], "{heads} heads, head {h}");
+            }
+        }
+    }
+
+    #[test]
+    fn exp_is_within_two_ulp_and_both_forms_agree_to_the_bit() {
+        let xs: Vec<f32> = (0..20_000).map(|i| -(i as f32) * 0.0045).chain([0.0, -0.0, -86.9, -87.0, -87.1, -1e30]).collect();
+        for &x in &xs {
+            let (ours, libm) = (exp(x), x.exp());
+            let ulp = (libm.to_bits() as i64 - ours.to_bits() as i64).abs();
+            assert!(x < EXP_MIN + 0.5 || ulp <= 2, "exp({x}) = {ours}, libm {libm}");
+        }
+        #[cfg(target_arch = "x86_64")]
+        if crate::model::cpu::simd_available() {
+            for chunk in xs.chunks_exact(8) {
+                let mut got = [0f32; 8];
+                // SAFETY: the features were detected just above.
+                unsafe {
+                    use std::arch::x86_64::*;
+                    #[target_feature(enable = "avx2,fma")]
+                    unsafe fn run(x: &[f32], out: &mut [f32; 8]) {
+                        _mm256_storeu_ps(out.as_mut_ptr(), exp8(_mm256_loadu_ps(x.as_ptr())));
+                    }
+                    run(chunk, &mut got);
+                }
+                for (x, g) in chunk.iter().zip(got) {
+                    assert_eq!(g.to_bits(), exp(*x).to_bits(), "exp8({x})");
+                }
             }
         }
     }
