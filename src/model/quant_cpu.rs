@@ -1,7 +1,7 @@
 //! Matrix products for quantized weights on x86 CPUs with AVX2 (and AVX-512 VNNI where
 //! present, detected at run time; `PAE_CPU_KERNELS=avx2|scalar` forces a lower level): Q4_1,
-//! Q5_0 and Q5_1 in [`interleaved`] groups of rows, Q8_0 and Q6_K in [`int8`], Q4_K and Q5_K
-//! unpacked by [`kquant`] into Q4_1 and Q5_1 blocks of the same values.
+//! Q5_0, Q5_1 and Q6_K in [`interleaved`] groups of rows, Q8_0 in place in [`int8`], Q4_K
+//! and Q5_K unpacked by [`kquant`] into Q4_1 and Q5_1 blocks of the same values.
 //!
 //! Written by hand because candle 0.11 has no SIMD dot product for the 32-value types on x86:
 //! it falls back to scalar loops, which took 78% of decode time on SmolLM2-135M-Instruct Q4_1
@@ -53,7 +53,7 @@ pub fn handles(dtype: GgmlDType) -> bool {
 pub fn matrix(t: Arc<QTensor>) -> Result<Arc<dyn CpuMatrix>> {
     Ok(match t.dtype() {
         GgmlDType::Q8_0 => Arc::new(int8::Q8_0Matrix::new(t)?),
-        GgmlDType::Q6K => Arc::new(int8::Int8Matrix::from_q6k(&t)?),
+        GgmlDType::Q6K => Arc::new(interleaved::Q6Matrix::from_q6k(&t)?),
         GgmlDType::Q4K | GgmlDType::Q5K => Arc::new(QuantMatrix::from_kquant(&t)?),
         _ => Arc::new(QuantMatrix::from_qtensor(&t)?),
     })
@@ -69,6 +69,8 @@ struct ActBlock {
     s: f32,
     /// Σq, exact, for the Q5_0 offset of 16.
     sum: i32,
+    /// Σq over the first 16 values, for Q6_K's offset of 32 in each half-block.
+    half: i32,
 }
 
 const EMPTY_ACT: ActBlock = ActBlock {
@@ -76,6 +78,7 @@ const EMPTY_ACT: ActBlock = ActBlock {
     d: 0.0,
     s: 0.0,
     sum: 0,
+    half: 0,
 };
 
 /// Weight rows one kernel call computes: the rows of one interleaved group
@@ -295,10 +298,9 @@ unsafe fn quantize_row_avx2(x: &[f32], out: &mut [ActBlock]) {
             let rounded = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(vi, id));
             *qi = _mm256_cvtps_epi32(rounded);
         }
-        let total = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-        let t4 = _mm_add_epi32(_mm256_castsi256_si128(total), _mm256_extracti128_si256::<1>(total));
-        let t2 = _mm_add_epi32(t4, _mm_shuffle_epi32::<0b01_00_11_10>(t4));
-        let sum = _mm_cvtsi128_si32(_mm_add_epi32(t2, _mm_shuffle_epi32::<0b10_11_00_01>(t2)));
+        let first = _mm256_add_epi32(q[0], q[1]);
+        let half = hsum_i32(first);
+        let sum = half + hsum_i32(_mm256_add_epi32(q[2], q[3]));
         let bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
         _mm256_store_si256(b.qs.as_mut_ptr() as *mut __m256i, _mm256_permutevar8x32_epi32(bytes, order));
         // Through f16 and back with F16C, rounding to nearest even as `half` does.
@@ -306,7 +308,18 @@ unsafe fn quantize_row_avx2(x: &[f32], out: &mut [ActBlock]) {
         b.d = _mm_cvtss_f32(both);
         b.s = _mm_cvtss_f32(_mm_movehdup_ps(both));
         b.sum = sum;
+        b.half = half;
     }
+}
+
+/// The sum of eight i32 lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn hsum_i32(v: std::arch::x86_64::__m256i) -> i32 {
+    use std::arch::x86_64::*;
+    let t4 = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let t2 = _mm_add_epi32(t4, _mm_shuffle_epi32::<0b01_00_11_10>(t4));
+    _mm_cvtsi128_si32(_mm_add_epi32(t2, _mm_shuffle_epi32::<0b10_11_00_01>(t2)))
 }
 
 #[inline(always)]
@@ -315,15 +328,19 @@ fn quantize_row_portable(x: &[f32], out: &mut [ActBlock]) {
         let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
         let d = amax / 127.0;
         let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
-        let mut sum = 0i32;
-        for (q, &v) in b.qs.iter_mut().zip(xs) {
+        let (mut sum, mut half) = (0i32, 0i32);
+        for (j, (q, &v)) in b.qs.iter_mut().zip(xs).enumerate() {
             let r = (v * id).round_ties_even() as i32;
             *q = r as i8;
             sum += r;
+            if j < QK / 2 {
+                half += r;
+            }
         }
         b.d = f16::from_f32(d).to_f32();
         b.s = f16::from_f32(d * sum as f32).to_f32();
         b.sum = sum;
+        b.half = half;
     }
 }
 
@@ -404,7 +421,7 @@ mod tests {
         let q = QTensor::quantize(&w, dtype).unwrap();
         let kernel: Box<dyn KernelMatrix> = match dtype {
             GgmlDType::Q8_0 => Box::new(int8::Q8_0Matrix::new(Arc::new(QTensor::quantize(&w, dtype).unwrap())).unwrap()),
-            GgmlDType::Q6K => Box::new(int8::Int8Matrix::from_q6k(&q).unwrap()),
+            GgmlDType::Q6K => Box::new(interleaved::Q6Matrix::from_q6k(&q).unwrap()),
             GgmlDType::Q4K | GgmlDType::Q5K => Box::new(QuantMatrix::from_kquant(&q).unwrap()),
             _ => Box::new(QuantMatrix::from_qtensor(&q).unwrap()),
         };
@@ -590,7 +607,7 @@ mod tests {
         // SAFETY: `available` checked the features.
         unsafe { quantize_row_avx2(&x, &mut b) };
         for (a, b) in a.iter().zip(&b) {
-            assert_eq!((a.qs, a.d.to_bits(), a.s.to_bits(), a.sum), (b.qs, b.d.to_bits(), b.s.to_bits(), b.sum));
+            assert_eq!((a.qs, a.d.to_bits(), a.s.to_bits(), a.sum, a.half), (b.qs, b.d.to_bits(), b.s.to_bits(), b.sum, b.half));
         }
     }
 

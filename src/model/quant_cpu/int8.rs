@@ -1,16 +1,10 @@
-//! Weights held as signed bytes with an f32 or f16 scale: Q8_0 as stored in the file, and
-//! Q6_K unpacked at load.
+//! Q8_0 weights: signed bytes with an f16 scale per 32, multiplied as stored in the file.
 //!
 //! Q8_0 is read in place from candle's blocks, never copied: Gemma-3's 178 MB embedding is
 //! also its output projection, and a second copy would double the model's largest tensor.
 //! Candle's own Q8_0 dot product converted every block's f16 scale through a function call
 //! and summed each row on its own; here one activation block is loaded once for four weight
 //! rows (decode) and one weight block once for a tile of activation rows (prefill).
-//!
-//! Q6_K's 6-bit values fit a byte once their offset of 32 is removed, and its scales (one per
-//! 16 values) multiply into f32 at load, so the same kernel serves it with two scales per
-//! 32-value block. That costs 10 bits per weight instead of 6.6, for the few tensors Q4_K_M
-//! files keep in Q6_K, and spares candle's repacked second copy (32 MB on Gemma-3).
 
 use std::sync::Arc;
 
@@ -20,16 +14,11 @@ use half::f16;
 
 use super::{ActBlock, Kernel, Level, GROUP, QK, TILE_ROWS};
 
-/// What the kernel reads of one weight row: block `b`'s 32 signed values and its scales, for
-/// values 0..16 and 16..32 (equal unless the format is [`SPLIT`](I8Row::SPLIT)).
+/// What the kernel reads of one weight row: block `b`'s 32 signed values and the bits of its
+/// f16 scale, which the SIMD paths widen with one instruction rather than `half`'s run-time
+/// dispatch.
 trait I8Row: Copy {
-    /// Whether the two halves of a block have their own scales.
-    const SPLIT: bool;
-    /// Whether the scale is an f16, which the SIMD paths widen with one instruction
-    /// ([`Self::f16_bits`]) rather than `half`'s run-time dispatch.
-    const F16: bool;
     fn qs(self, b: usize) -> *const i8;
-    fn scales(self, b: usize) -> [f32; 2];
     fn f16_bits(self, b: usize) -> u16;
 }
 
@@ -46,20 +35,10 @@ const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == 34);
 struct Q8_0Row<'a>(&'a [BlockQ8_0]);
 
 impl I8Row for Q8_0Row<'_> {
-    const SPLIT: bool = false;
-    const F16: bool = true;
-
     #[inline(always)]
     fn qs(self, b: usize) -> *const i8 {
         // SAFETY (of the callers' reads): `b` is below the row's block count.
         unsafe { self.0.get_unchecked(b).qs.as_ptr() }
-    }
-
-    #[inline(always)]
-    fn scales(self, b: usize) -> [f32; 2] {
-        // SAFETY: as above.
-        let d = f16::from_bits(self.f16_bits(b)).to_f32();
-        [d, d]
     }
 
     #[inline(always)]
@@ -113,66 +92,6 @@ impl Q8_0Matrix {
     }
 }
 
-/// Q6_K unpacked: values `q - 32` as bytes, and each 16 values' scale `d · sc` in f32.
-#[derive(Debug)]
-pub struct Int8Matrix {
-    qs: Vec<[i8; QK]>,
-    scales: Vec<[f32; 2]>,
-    n: usize,
-    k: usize,
-}
-
-#[derive(Clone, Copy)]
-struct SplitRow<'a> {
-    qs: &'a [[i8; QK]],
-    scales: &'a [[f32; 2]],
-}
-
-impl I8Row for SplitRow<'_> {
-    const SPLIT: bool = true;
-    const F16: bool = false;
-
-    #[inline(always)]
-    fn qs(self, b: usize) -> *const i8 {
-        // SAFETY (of the callers' reads): `b` is below the row's block count.
-        unsafe { self.qs.get_unchecked(b).as_ptr() }
-    }
-
-    #[inline(always)]
-    fn scales(self, b: usize) -> [f32; 2] {
-        // SAFETY: as above.
-        unsafe { *self.scales.get_unchecked(b) }
-    }
-
-    fn f16_bits(self, _: usize) -> u16 {
-        unreachable!("f32 scales")
-    }
-}
-
-impl Int8Matrix {
-    /// Unpacks a CPU Q6_K tensor of shape `[n, k]`.
-    pub fn from_q6k(t: &QTensor) -> Result<Self> {
-        let (n, k) = t.shape().dims2()?;
-        let bytes = t.data()?;
-        let (blocks, scales) = super::kquant::q6k_to_int8(&bytes, n * k)?;
-        Ok(Self {
-            qs: blocks,
-            scales,
-            n,
-            k,
-        })
-    }
-
-    fn row(&self, i: usize) -> SplitRow<'_> {
-        let per_row = self.k / QK;
-        let r = i * per_row..(i + 1) * per_row;
-        SplitRow {
-            qs: &self.qs[r.clone()],
-            scales: &self.scales[r],
-        }
-    }
-}
-
 macro_rules! kernel_for {
     ($matrix:ty) => {
         impl Kernel for $matrix {
@@ -210,17 +129,15 @@ macro_rules! kernel_for {
     };
 }
 kernel_for!(Q8_0Matrix);
-kernel_for!(Int8Matrix);
 
-/// Reference implementation (and the fallback without AVX2): integer sums per scale, scaled.
+/// Reference implementation (and the fallback without AVX2): integer sums, scaled.
 fn dot_scalar<R: I8Row>(w: R, x: &[ActBlock]) -> f32 {
     let mut total = 0f32;
     for (b, bx) in x.iter().enumerate() {
         // SAFETY: `qs` points at the block's 32 values.
         let qs = unsafe { std::slice::from_raw_parts(w.qs(b), QK) };
-        let [lo, hi] = w.scales(b);
-        let sum = |r: std::ops::Range<usize>| r.map(|j| qs[j] as i32 * bx.qs[j] as i32).sum::<i32>() as f32;
-        total += bx.d * (lo * sum(0..QK / 2) + hi * sum(QK / 2..QK));
+        let sum: i32 = qs.iter().zip(&bx.qs).map(|(&w, &x)| w as i32 * x as i32).sum();
+        total += bx.d * f16::from_bits(w.f16_bits(b)).to_f32() * sum as f32;
     }
     total
 }
@@ -291,20 +208,12 @@ unsafe fn dot_rows_vnni<R: I8Row, const Y: usize>(w: R, x: &[&[ActBlock]], out: 
     dot_rows_body::<R, Y, true>(w, x, out);
 }
 
-/// The scale of each of the 8 lanes of an integer dot product (lanes 0..4 sum values 0..16).
+/// Block `b`'s scale in every lane.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn lane_scales<R: I8Row>(w: R, b: usize) -> std::arch::x86_64::__m256 {
     use std::arch::x86_64::*;
-    if R::F16 {
-        return _mm256_set1_ps(_mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(w.f16_bits(b) as i32))));
-    }
-    let [lo, hi] = w.scales(b);
-    if R::SPLIT {
-        _mm256_setr_m128(_mm_set1_ps(lo), _mm_set1_ps(hi))
-    } else {
-        _mm256_set1_ps(lo)
-    }
+    _mm256_set1_ps(_mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(w.f16_bits(b) as i32))))
 }
 
 /// Signed bytes times signed bytes: `maddubs` and `dpbusd` take their first operand unsigned,

@@ -394,3 +394,185 @@ unsafe fn tile_body<const FIFTH: bool, const OFFSET: bool, const Y: usize, const
         _mm256_storeu_ps(out[y].as_mut_ptr(), _mm256_add_ps(acc[y], mins[y]));
     }
 }
+
+/// One group's block of Q6_K values, a byte each: vector `u` (32 bytes) holds values
+/// `4u..4u + 4` of the eight rows, as the unpacked nibble vectors above do.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(32))]
+struct Bytes([u8; 8 * 32]);
+
+/// Q6_K in groups of [`GROUP`] interleaved rows: each value's unsigned 6 bits `q` (the value
+/// is `q − 32`) as a byte, and the scale `d · sc` of each half-block (16 values) in f32.
+/// 10 bits per weight where the file holds 6.6, for the few tensors Q4_K_M files keep in
+/// Q6_K; the products then need no unpacking, and candle's repacked second copy (32 MB on
+/// Gemma-3) is spared.
+#[derive(Debug)]
+pub struct Q6Matrix {
+    qs: Vec<Bytes>,
+    /// `[half][row]` scales of each (group, block).
+    d: Vec<[[f32; GROUP]; 2]>,
+    n: usize,
+    k: usize,
+}
+
+impl Q6Matrix {
+    /// Unpacks a CPU Q6_K tensor of shape `[n, k]`.
+    pub fn from_q6k(t: &QTensor) -> Result<Self> {
+        let (n, k) = t.shape().dims2()?;
+        let (blocks, scales) = kquant::q6k_to_int8(&t.data()?, n * k)?;
+        let per_row = k / QK;
+        let count = n.div_ceil(GROUP) * per_row;
+        let mut m = Self { qs: vec![Bytes([0; 256]); count], d: vec![[[0.0; GROUP]; 2]; count], n, k };
+        for (i, (values, halves)) in blocks.iter().zip(&scales).enumerate() {
+            let (row, b) = (i / per_row, i % per_row);
+            let (r, at) = (row % GROUP, (row / GROUP) * per_row + b);
+            for (j, &v) in values.iter().enumerate() {
+                m.qs[at].0[32 * (j / 4) + 4 * r + j % 4] = (v as i32 + 32) as u8;
+            }
+            m.d[at][0][r] = halves[0];
+            m.d[at][1][r] = halves[1];
+        }
+        Ok(m)
+    }
+
+    /// The exact integer-sum reference for one row, and the fallback without AVX2.
+    fn dot_scalar(&self, row: usize, x: &[ActBlock]) -> f32 {
+        let per_row = self.k / QK;
+        let r = row % GROUP;
+        let mut total = 0f32;
+        for (b, bx) in x.iter().enumerate() {
+            let at = (row / GROUP) * per_row + b;
+            let mut halves = [0i32; 2];
+            for j in 0..QK {
+                let q = self.qs[at].0[32 * (j / 4) + 4 * r + j % 4] as i32 - 32;
+                halves[j / 16] += q * bx.qs[j] as i32;
+            }
+            total += bx.d * (self.d[at][0][r] * halves[0] as f32 + self.d[at][1][r] * halves[1] as f32);
+        }
+        total
+    }
+}
+
+impl Kernel for Q6Matrix {
+    fn n(&self) -> usize {
+        self.n
+    }
+
+    fn k(&self) -> usize {
+        self.k
+    }
+
+    fn dot_group(&self, level: Level, first: usize, x: &[ActBlock]) -> [f32; GROUP] {
+        let mut out = [[0f32; GROUP]; TILE_ROWS];
+        self.dot_tile(level, first, &[x], &mut out);
+        out[0]
+    }
+
+    fn dot_tile(&self, level: Level, first: usize, x: &[&[ActBlock]], out: &mut [[f32; GROUP]; TILE_ROWS]) {
+        debug_assert_eq!(first % GROUP, 0);
+        #[cfg(target_arch = "x86_64")]
+        {
+            let per_row = self.k / QK;
+            let at = (first / GROUP) * per_row..(first / GROUP + 1) * per_row;
+            let (qs, d) = (&self.qs[at.clone()], &self.d[at]);
+            macro_rules! tiles {
+                ($kernel:ident) => {
+                    match x.len() {
+                        8 => $kernel::<8>(qs, d, x, out),
+                        7 => $kernel::<7>(qs, d, x, out),
+                        6 => $kernel::<6>(qs, d, x, out),
+                        5 => $kernel::<5>(qs, d, x, out),
+                        4 => $kernel::<4>(qs, d, x, out),
+                        3 => $kernel::<3>(qs, d, x, out),
+                        2 => $kernel::<2>(qs, d, x, out),
+                        _ => $kernel::<1>(qs, d, x, out),
+                    }
+                };
+            }
+            match level {
+                // SAFETY: `kernel_level` (or the tests) detected each level's features.
+                Level::Vnni => return unsafe { tiles!(q6_tile_vnni) },
+                Level::Avx2 => return unsafe { tiles!(q6_tile_avx2) },
+                Level::Scalar => {}
+            }
+        }
+        for (o, xr) in out.iter_mut().zip(x) {
+            for (i, v) in o.iter_mut().enumerate() {
+                if first + i < self.n {
+                    *v = self.dot_scalar(first + i, xr);
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn dot_scalar(&self, row: usize, x: &[ActBlock]) -> f32 {
+        Q6Matrix::dot_scalar(self, row, x)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6_tile_avx2<const Y: usize>(qs: &[Bytes], d: &[[[f32; GROUP]; 2]], x: &[&[ActBlock]], out: &mut [[f32; GROUP]; TILE_ROWS]) {
+    q6_tile_body::<Y, false>(qs, d, x, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl,avx512bw")]
+unsafe fn q6_tile_vnni<const Y: usize>(qs: &[Bytes], d: &[[[f32; GROUP]; 2]], x: &[&[ActBlock]], out: &mut [[f32; GROUP]; TILE_ROWS]) {
+    q6_tile_body::<Y, true>(qs, d, x, out);
+}
+
+/// [`tile_body`] for Q6_K: the values need no unpacking; each half-block's integer sum is
+/// corrected for the offset of 32 and scaled on its own.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // `u` also indexes the activation's words
+unsafe fn q6_tile_body<const Y: usize, const VNNI: bool>(
+    qs: &[Bytes],
+    d: &[[[f32; GROUP]; 2]],
+    x: &[&[ActBlock]],
+    out: &mut [[f32; GROUP]; TILE_ROWS],
+) {
+    use std::arch::x86_64::*;
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); Y];
+    let xs: [&[ActBlock]; Y] = std::array::from_fn(|i| x[i]);
+    for b in 0..qs.len() {
+        let p = qs.get_unchecked(b).0.as_ptr() as *const __m256i;
+        let mut q = [_mm256_setzero_si256(); 8];
+        for u in 0..8 {
+            q[u] = _mm256_load_si256(p.add(u));
+        }
+        let [lo, hi] = d.get_unchecked(b);
+        let (dlo, dhi) = (_mm256_loadu_ps(lo.as_ptr()), _mm256_loadu_ps(hi.as_ptr()));
+        for y in 0..Y {
+            let bx = xs[y].get_unchecked(b);
+            let a = bx.qs.as_ptr() as *const i32;
+            // Σ q·a per half-block and row. AVX2: a pair of byte products is at most
+            // 2·63·127 in i16, two pairs still fit, `madd` widens them.
+            let mut sums = [_mm256_setzero_si256(); 2];
+            for half in 0..2 {
+                for pair in 0..2 {
+                    let u = 4 * half + 2 * pair;
+                    let (a0, a1) = (_mm256_set1_epi32(a.add(u).read_unaligned()), _mm256_set1_epi32(a.add(u + 1).read_unaligned()));
+                    sums[half] = if VNNI {
+                        _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(sums[half], q[u], a0), q[u + 1], a1)
+                    } else {
+                        let s = _mm256_add_epi16(_mm256_maddubs_epi16(q[u], a0), _mm256_maddubs_epi16(q[u + 1], a1));
+                        _mm256_add_epi32(sums[half], _mm256_madd_epi16(s, ones))
+                    };
+                }
+            }
+            // The values are q − 32: Σ(q − 32)·a = Σq·a − 32·Σa, per half.
+            let lo_sum = _mm256_sub_epi32(sums[0], _mm256_set1_epi32(32 * bx.half));
+            let hi_sum = _mm256_sub_epi32(sums[1], _mm256_set1_epi32(32 * (bx.sum - bx.half)));
+            let dx = _mm256_set1_ps(bx.d);
+            acc[y] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo_sum), _mm256_mul_ps(dlo, dx), acc[y]);
+            acc[y] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi_sum), _mm256_mul_ps(dhi, dx), acc[y]);
+        }
+    }
+    for y in 0..Y {
+        _mm256_storeu_ps(out[y].as_mut_ptr(), acc[y]);
+    }
+}
