@@ -28,7 +28,8 @@ impl<T> Clone for SendPtr<T> {
 impl<T> Copy for SendPtr<T> {}
 // SAFETY: the pointer is only written at disjoint indices, one work item each: `quant_cpu`'s
 // `matmul` gives every item its own (row, column) cells and its activation quantization its
-// own rows, `attention_cpu`'s `attend` its own output rows; the buffer outlives the pool's
+// own rows, `attention_cpu`'s `attend` its own output rows, `layers`' gated activation its
+// own rows; the buffer outlives the pool's
 // `execute_chunked`, which returns after all items are done.
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}

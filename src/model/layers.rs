@@ -259,13 +259,32 @@ impl CustomOp1 for GatedActivation {
         };
         let f = self.f;
         let x = &data[start..end];
-        let mut out = Vec::with_capacity(x.len() / 2);
-        for row in x.chunks_exact(2 * f) {
+        let rows = x.len() / (2 * f);
+        let mut out = vec![0f32; rows * f];
+        let activation = self.activation;
+        let one_row = move |row: &[f32], out: &mut [f32]| {
             let (gate, up) = row.split_at(f);
-            match self.activation {
-                Activation::Silu => out.extend(gate.iter().zip(up).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)),
-                Activation::GeluTanh => out.extend(gate.iter().zip(up).map(|(&g, &u)| gelu_llama_cpp(g) * u)),
+            let pairs = out.iter_mut().zip(gate).zip(up);
+            match activation {
+                Activation::Silu => pairs.for_each(|((o, &g), &u)| *o = g / (1.0 + (-g).exp()) * u),
+                Activation::GeluTanh => pairs.for_each(|((o, &g), &u)| *o = gelu_llama_cpp(g) * u),
             }
+        };
+        if rows < 4 {
+            for (row, o) in x.chunks_exact(2 * f).zip(out.chunks_exact_mut(f)) {
+                one_row(row, o);
+            }
+        } else {
+            // Prefill: rows over the thread pool (on one thread, 4% of Gemma-3's prefill).
+            let out_ptr = super::cpu::SendPtr(out.as_mut_ptr());
+            candle_core::utils::barrier_pool().execute_chunked(rows, |range| {
+                for r in range {
+                    // SAFETY: each row `r < rows` is written by one work item, into its own
+                    // `f` values of `out` (which holds `rows * f`).
+                    let o = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(r * f), f) };
+                    one_row(&x[r * 2 * f..(r + 1) * 2 * f], o);
+                }
+            });
         }
         let mut dims = layout.shape().dims().to_vec();
         if let Some(last) = dims.last_mut() {
