@@ -92,8 +92,13 @@ trait Kernel: Sync {
     /// Inputs, a whole number of [`QK`]-value blocks.
     fn k(&self) -> usize;
     /// Decode: `x` (one activation row) times weight rows `first..first + GROUP`, `first` a
-    /// multiple of [`GROUP`]; entries for rows at or past `n` are unspecified.
-    fn dot_group(&self, level: Level, first: usize, x: &[ActBlock]) -> [f32; GROUP];
+    /// multiple of [`GROUP`]; entries for rows at or past `n` are unspecified. The prefill
+    /// tile with one row, unless a layout has a better way.
+    fn dot_group(&self, level: Level, first: usize, x: &[ActBlock]) -> [f32; GROUP] {
+        let mut out = [[0f32; GROUP]; TILE_ROWS];
+        self.dot_tile(level, first, &[x], &mut out);
+        out[0]
+    }
     /// Prefill: `out[i][r] = W[first + r] · x[i]` for up to [`TILE_ROWS`] activation rows,
     /// each weight block unpacked once for all of them; entries past `n` as above.
     fn dot_tile(&self, level: Level, first: usize, x: &[&[ActBlock]], out: &mut [[f32; GROUP]; TILE_ROWS]);

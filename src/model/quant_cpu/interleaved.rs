@@ -224,12 +224,6 @@ impl Kernel for QuantMatrix {
         self.k
     }
 
-    fn dot_group(&self, level: Level, first: usize, x: &[ActBlock]) -> [f32; GROUP] {
-        let mut out = [[0f32; GROUP]; TILE_ROWS];
-        self.dot_tile(level, first, &[x], &mut out);
-        out[0]
-    }
-
     fn dot_tile(&self, level: Level, first: usize, x: &[&[ActBlock]], out: &mut [[f32; GROUP]; TILE_ROWS]) {
         debug_assert_eq!(first % GROUP, 0);
         #[cfg(target_arch = "x86_64")]
@@ -237,31 +231,10 @@ impl Kernel for QuantMatrix {
             let w = self.group(first / GROUP);
             macro_rules! tiles {
                 ($kernel:ident) => {
-                    match (self.format, x.len()) {
-                        (Format::Q4_1, 8) => $kernel::<false, true, 8>(w, x, out),
-                        (Format::Q4_1, 7) => $kernel::<false, true, 7>(w, x, out),
-                        (Format::Q4_1, 6) => $kernel::<false, true, 6>(w, x, out),
-                        (Format::Q4_1, 5) => $kernel::<false, true, 5>(w, x, out),
-                        (Format::Q4_1, 4) => $kernel::<false, true, 4>(w, x, out),
-                        (Format::Q4_1, 3) => $kernel::<false, true, 3>(w, x, out),
-                        (Format::Q4_1, 2) => $kernel::<false, true, 2>(w, x, out),
-                        (Format::Q4_1, _) => $kernel::<false, true, 1>(w, x, out),
-                        (Format::Q5_0, 8) => $kernel::<true, false, 8>(w, x, out),
-                        (Format::Q5_0, 7) => $kernel::<true, false, 7>(w, x, out),
-                        (Format::Q5_0, 6) => $kernel::<true, false, 6>(w, x, out),
-                        (Format::Q5_0, 5) => $kernel::<true, false, 5>(w, x, out),
-                        (Format::Q5_0, 4) => $kernel::<true, false, 4>(w, x, out),
-                        (Format::Q5_0, 3) => $kernel::<true, false, 3>(w, x, out),
-                        (Format::Q5_0, 2) => $kernel::<true, false, 2>(w, x, out),
-                        (Format::Q5_0, _) => $kernel::<true, false, 1>(w, x, out),
-                        (Format::Q5_1, 8) => $kernel::<true, true, 8>(w, x, out),
-                        (Format::Q5_1, 7) => $kernel::<true, true, 7>(w, x, out),
-                        (Format::Q5_1, 6) => $kernel::<true, true, 6>(w, x, out),
-                        (Format::Q5_1, 5) => $kernel::<true, true, 5>(w, x, out),
-                        (Format::Q5_1, 4) => $kernel::<true, true, 4>(w, x, out),
-                        (Format::Q5_1, 3) => $kernel::<true, true, 3>(w, x, out),
-                        (Format::Q5_1, 2) => $kernel::<true, true, 2>(w, x, out),
-                        (Format::Q5_1, _) => $kernel::<true, true, 1>(w, x, out),
+                    match self.format {
+                        Format::Q4_1 => by_rows!(x.len(), $kernel, [false, true], (w, x, out)),
+                        Format::Q5_0 => by_rows!(x.len(), $kernel, [true, false], (w, x, out)),
+                        Format::Q5_1 => by_rows!(x.len(), $kernel, [true, true], (w, x, out)),
                     }
                 };
             }
@@ -272,18 +245,46 @@ impl Kernel for QuantMatrix {
                 Level::Scalar => {}
             }
         }
-        for (o, xr) in out.iter_mut().zip(x) {
-            for (i, v) in o.iter_mut().enumerate() {
-                if first + i < self.n {
-                    *v = self.dot_scalar(first + i, xr);
-                }
-            }
-        }
+        let _ = level;
+        scalar_tile(self.n, first, x, out, |row, xr| self.dot_scalar(row, xr));
     }
 
     #[cfg(test)]
     fn dot_scalar(&self, row: usize, x: &[ActBlock]) -> f32 {
         QuantMatrix::dot_scalar(self, row, x)
+    }
+}
+
+/// Calls `kernel::<consts…, Y>(args…)` with `Y` the tile's activation row count (1 to 8), a
+/// constant so that each tile's accumulators stay in registers.
+macro_rules! by_rows {
+    ($rows:expr, $kernel:ident, [$($c:expr),*], ($($arg:expr),*)) => {
+        match $rows {
+            8 => $kernel::<$($c,)* 8>($($arg),*),
+            7 => $kernel::<$($c,)* 7>($($arg),*),
+            6 => $kernel::<$($c,)* 6>($($arg),*),
+            5 => $kernel::<$($c,)* 5>($($arg),*),
+            4 => $kernel::<$($c,)* 4>($($arg),*),
+            3 => $kernel::<$($c,)* 3>($($arg),*),
+            2 => $kernel::<$($c,)* 2>($($arg),*),
+            _ => $kernel::<$($c,)* 1>($($arg),*),
+        }
+    };
+}
+use by_rows;
+
+/// The tile by the scalar reference `dot` (CPUs without AVX2), for the group's rows below `n`.
+fn scalar_tile(
+    n: usize,
+    first: usize,
+    x: &[&[ActBlock]],
+    out: &mut [[f32; GROUP]; TILE_ROWS],
+    dot: impl Fn(usize, &[ActBlock]) -> f32,
+) {
+    for (o, xr) in out.iter_mut().zip(x) {
+        for (i, v) in o.iter_mut().enumerate().take(n.saturating_sub(first)) {
+            *v = dot(first + i, xr);
+        }
     }
 }
 
@@ -462,12 +463,6 @@ impl Kernel for Q6Matrix {
         self.k
     }
 
-    fn dot_group(&self, level: Level, first: usize, x: &[ActBlock]) -> [f32; GROUP] {
-        let mut out = [[0f32; GROUP]; TILE_ROWS];
-        self.dot_tile(level, first, &[x], &mut out);
-        out[0]
-    }
-
     fn dot_tile(&self, level: Level, first: usize, x: &[&[ActBlock]], out: &mut [[f32; GROUP]; TILE_ROWS]) {
         debug_assert_eq!(first % GROUP, 0);
         #[cfg(target_arch = "x86_64")]
@@ -477,16 +472,7 @@ impl Kernel for Q6Matrix {
             let (qs, d) = (&self.qs[at.clone()], &self.d[at]);
             macro_rules! tiles {
                 ($kernel:ident) => {
-                    match x.len() {
-                        8 => $kernel::<8>(qs, d, x, out),
-                        7 => $kernel::<7>(qs, d, x, out),
-                        6 => $kernel::<6>(qs, d, x, out),
-                        5 => $kernel::<5>(qs, d, x, out),
-                        4 => $kernel::<4>(qs, d, x, out),
-                        3 => $kernel::<3>(qs, d, x, out),
-                        2 => $kernel::<2>(qs, d, x, out),
-                        _ => $kernel::<1>(qs, d, x, out),
-                    }
+                    by_rows!(x.len(), $kernel, [], (qs, d, x, out))
                 };
             }
             match level {
@@ -496,13 +482,8 @@ impl Kernel for Q6Matrix {
                 Level::Scalar => {}
             }
         }
-        for (o, xr) in out.iter_mut().zip(x) {
-            for (i, v) in o.iter_mut().enumerate() {
-                if first + i < self.n {
-                    *v = self.dot_scalar(first + i, xr);
-                }
-            }
-        }
+        let _ = level;
+        scalar_tile(self.n, first, x, out, |row, xr| self.dot_scalar(row, xr));
     }
 
     #[cfg(test)]
