@@ -388,7 +388,7 @@ unsafe fn softmax_f16<const SIMD: bool>(scores: &mut [f32], max: f32) {
 /// Below this, `exp` is 0 in f32 (and the exponent arithmetic below would wrap).
 const EXP_MIN: f32 = -87.0;
 
-/// `e^x` for `x <= 0` (softmax's arguments), within about 1 ulp: `x = n·ln 2 + r` with
+/// `e^x` for `x <= 0` (softmax's arguments), within 2 ulp of libm's: `x = n·ln 2 + r` with
 /// `|r| <= ln 2 / 2`, `e^r` by its Taylor series to degree 7 (error below 1e-8), times `2^n`
 /// through the exponent bits. Written out because libm's `expf`, one call per score, was 6%
 /// of SmolLM2's prefill, and [`exp8`] must do the same operations so that both paths agree

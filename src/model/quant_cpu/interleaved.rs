@@ -420,6 +420,9 @@ impl Q6Matrix {
     /// Unpacks a CPU Q6_K tensor of shape `[n, k]`.
     pub fn from_q6k(t: &QTensor) -> Result<Self> {
         let (n, k) = t.shape().dims2()?;
+        if !k.is_multiple_of(QK) {
+            candle_core::bail!("rows of {k} values are not whole blocks")
+        }
         let (blocks, scales) = kquant::q6k_to_int8(&t.data()?, n * k)?;
         let per_row = k / QK;
         let count = n.div_ceil(GROUP) * per_row;
