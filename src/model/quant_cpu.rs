@@ -487,10 +487,10 @@ mod tests {
             let want = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let got: Vec<f32> = match dtype {
                 GgmlDType::Q6K => {
-                    let (qs, scales) = kquant::q6k_to_int8(&q.data().unwrap(), 3 * 512).unwrap();
-                    qs.iter()
-                        .zip(&scales)
-                        .flat_map(|(b, s)| (0..QK).map(move |j| s[j / 16] * b[j] as f32))
+                    let blocks = kquant::q6k_to_int8(&q.data().unwrap(), 3 * 512).unwrap();
+                    blocks
+                        .iter()
+                        .flat_map(|b| (0..QK).map(move |j| b.scales()[j / 16] * b.q[j] as f32))
                         .collect()
                 }
                 _ => {

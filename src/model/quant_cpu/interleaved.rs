@@ -1,5 +1,6 @@
 //! Weights of 4 or 5 bits per value (Q4_1, Q5_0, Q5_1, and Q4_K/Q5_K unpacked into Q4_1 and
-//! Q5_1 blocks), stored at load in groups of [`GROUP`] rows interleaved four values at a time.
+//! Q5_1 blocks), stored at load in groups of [`GROUP`] rows interleaved four values at a time,
+//! and Q6_K in the same layout, a byte per value.
 //!
 //! Why interleave: with each row stored on its own, a dot product ends in a horizontal sum
 //! of eight lanes, and every 32-value block pays a conversion and a multiply-add for one row.
@@ -15,16 +16,19 @@
 //!   of vector `v` are "unpacked vector" `v` and the high ones unpacked vector `4 + v`;
 //! - `qh` (Q5 types): one `u32` per unpacked vector `u`, bit `4r + i` the fifth bit of value
 //!   `4u + i` of row `r`, which expands to the vector's bytes with one masked move;
-//! - `d`, `m`: the eight rows' scales and offsets, widened to f32 at load.
+//! - `d`, `m`: the eight rows' scales and offsets as the file stores them, in f16, widened by
+//!   one instruction per block; K-quants keep theirs per super-block with a 6-bit factor per
+//!   block and row in `sub`, multiplied in the kernel (the f32 product is exact).
 //!
-//! That is 24 bytes per 32 values for Q4_1 and Q5_0 (a Q5_0 file holds 22), 28 for Q5_1.
+//! That is the file's 20 bytes per 32 values for Q4_1, 22 for Q5_0, 24 for Q5_1, and 18.5
+//! and 22.5 for Q4_K and Q5_K (18 and 22 in the file). Decode streams these bytes, so their
+//! count sets its speed: f32 scales had cost Gemma-3's Q4_K layers a third more.
 //! A last group short of [`GROUP`] rows is padded with zero rows, whose outputs are dropped.
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Result;
-use half::f16;
 
-use super::kquant::{self, ValueBlock};
+use super::kquant::{self, BlockScale, ValueBlock, BLOCKS_PER_SUPER, QK_K};
 use super::{ActBlock, Kernel, Level, GROUP, QK, TILE_ROWS};
 
 /// The weight encodings, after llama.cpp's names. Every value is `d * q + m`.
@@ -36,15 +40,24 @@ enum Format {
     Q5_0,
     /// `q` in 0..32, with a per-block `m`.
     Q5_1,
+    /// Q4_1's values, with `d = super_d · sc` and `m = −dmin · mn` (see [`BlockScale::Sub`]).
+    Q4K,
+    /// Q5_1's values, scaled as Q4_K's.
+    Q5K,
 }
 
 impl Format {
     fn fifth(self) -> bool {
-        self != Format::Q4_1
+        matches!(self, Format::Q5_0 | Format::Q5_1 | Format::Q5K)
     }
 
     fn offset(self) -> bool {
         self != Format::Q5_0
+    }
+
+    /// Scales per super-block, with a 6-bit factor per block.
+    fn k_quant(self) -> bool {
+        matches!(self, Format::Q4K | Format::Q5K)
     }
 }
 
@@ -61,9 +74,13 @@ pub struct QuantMatrix {
     qs: Vec<Packed>,
     /// Fifth bits (Q5 types; empty otherwise).
     qh: Vec<[u32; 8]>,
-    d: Vec<[f32; GROUP]>,
-    /// Offsets (Q4_1, Q5_1; empty for Q5_0).
-    m: Vec<[f32; GROUP]>,
+    /// f16 bits of the scales: per block, or per super-block for K-quants (index
+    /// `group * super_blocks_per_row + super_block`).
+    d: Vec<[u16; GROUP]>,
+    /// f16 bits of the offsets (`dmin` for K-quants), indexed as `d`; empty for Q5_0.
+    m: Vec<[u16; GROUP]>,
+    /// K-quants: each block's `[sc, mn]` per row; empty otherwise.
+    sub: Vec<[[u8; GROUP]; 2]>,
     n: usize,
     k: usize,
 }
@@ -71,19 +88,31 @@ pub struct QuantMatrix {
 impl QuantMatrix {
     /// An all-zero matrix with room for `n` rows (rounded up to whole groups).
     fn zeroed(format: Format, n: usize, k: usize) -> Result<Self> {
-        if !k.is_multiple_of(QK) {
-            candle_core::bail!("rows of {k} values are not whole blocks")
+        let block = if format.k_quant() { QK_K } else { QK };
+        if !k.is_multiple_of(block) {
+            candle_core::bail!("rows of {k} values are not whole {block}-value blocks")
         }
         let count = n.div_ceil(GROUP) * (k / QK);
+        let scales = if format.k_quant() { count / BLOCKS_PER_SUPER } else { count };
         Ok(Self {
             format,
             qs: vec![Packed([0; 128]); count],
             qh: if format.fifth() { vec![[0; 8]; count] } else { Vec::new() },
-            d: vec![[0.0; GROUP]; count],
-            m: if format.offset() { vec![[0.0; GROUP]; count] } else { Vec::new() },
+            d: vec![[0; GROUP]; scales],
+            m: if format.offset() { vec![[0; GROUP]; scales] } else { Vec::new() },
+            sub: if format.k_quant() { vec![[[0; GROUP]; 2]; count] } else { Vec::new() },
             n,
             k,
         })
+    }
+
+    /// Index of block `at`'s scales in `d` and `m`.
+    fn scale_index(&self, at: usize) -> usize {
+        if self.format.k_quant() {
+            at / BLOCKS_PER_SUPER
+        } else {
+            at
+        }
     }
 
     /// Writes block `b` of row `row` into its group.
@@ -97,10 +126,33 @@ impl QuantMatrix {
                 self.qh[at][u] |= (((q >> 4) & 1) as u32) << (4 * r + i);
             }
         }
-        self.d[at][r] = block.d;
-        if self.format.offset() {
-            self.m[at][r] = block.m;
+        let s = self.scale_index(at);
+        match block.scale {
+            BlockScale::Flat { d, m } => {
+                self.d[s][r] = d;
+                if self.format.offset() {
+                    self.m[s][r] = m;
+                }
+            }
+            BlockScale::Sub { super_d, dmin, sc, mn } => {
+                (self.d[s][r], self.m[s][r]) = (super_d, dmin);
+                self.sub[at][0][r] = sc;
+                self.sub[at][1][r] = mn;
+            }
         }
+    }
+
+    /// Block `b` of row `row`'s `(d, m)` in f32, as the kernels compute them.
+    fn scales(&self, row: usize, b: usize) -> (f32, f32) {
+        let (r, at) = (row % GROUP, (row / GROUP) * (self.k / QK) + b);
+        let s = self.scale_index(at);
+        let (d, m) = (self.d[s][r], self.m.get(s).map_or(0, |m| m[r]));
+        let scale = if self.format.k_quant() {
+            BlockScale::Sub { super_d: d, dmin: m, sc: self.sub[at][0][r], mn: self.sub[at][1][r] }
+        } else {
+            BlockScale::Flat { d, m }
+        };
+        scale.widened()
     }
 
     /// Takes the blocks of a CPU Q4_1, Q5_0 or Q5_1 tensor of shape `[n, k]`.
@@ -118,11 +170,11 @@ impl QuantMatrix {
         if bytes.len() != count * block_bytes {
             candle_core::bail!("{:?} tensor holds {} bytes, expected {}", t.dtype(), bytes.len(), count * block_bytes)
         }
-        let half_at = |b: &[u8], i: usize| f16::from_le_bytes([b[i], b[i + 1]]).to_f32();
+        let half_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
         for (i, b) in bytes.chunks_exact(block_bytes).enumerate() {
             let (d, m, rest) = match format {
-                Format::Q5_0 => (half_at(b, 0), 0.0, &b[2..]),
-                Format::Q4_1 | Format::Q5_1 => (half_at(b, 0), half_at(b, 2), &b[4..]),
+                Format::Q5_0 => (half_at(b, 0), 0, &b[2..]),
+                _ => (half_at(b, 0), half_at(b, 2), &b[4..]),
             };
             let (qh, packed) = match format {
                 Format::Q4_1 => (0, rest),
@@ -135,7 +187,7 @@ impl QuantMatrix {
                 nibble | ((((qh >> j) & 1) as u8) << 4)
             });
             let per_row = k / QK;
-            matrix.place(i / per_row, i % per_row, &ValueBlock { q, d, m });
+            matrix.place(i / per_row, i % per_row, &ValueBlock { q, scale: BlockScale::Flat { d, m } });
         }
         Ok(matrix)
     }
@@ -148,7 +200,7 @@ impl QuantMatrix {
             GgmlDType::Q5K => true,
             other => candle_core::bail!("{other:?} is not Q4_K or Q5_K"),
         };
-        let mut matrix = Self::zeroed(if fifth { Format::Q5_1 } else { Format::Q4_1 }, n, k)?;
+        let mut matrix = Self::zeroed(if fifth { Format::Q5K } else { Format::Q4K }, n, k)?;
         let per_row = k / QK;
         let mut i = 0;
         kquant::k_to_values(&t.data()?, n * k, fifth, |block| {
@@ -161,11 +213,13 @@ impl QuantMatrix {
     fn group(&self, g: usize) -> Group<'_> {
         let per_row = self.k / QK;
         let r = g * per_row..(g + 1) * per_row;
+        let s = self.scale_index(r.start)..self.scale_index(r.end);
         Group {
             qs: &self.qs[r.clone()],
             qh: if self.qh.is_empty() { &[] } else { &self.qh[r.clone()] },
-            d: &self.d[r.clone()],
-            m: if self.m.is_empty() { &[] } else { &self.m[r] },
+            d: &self.d[s.clone()],
+            m: if self.m.is_empty() { &[] } else { &self.m[s] },
+            sub: if self.sub.is_empty() { &[] } else { &self.sub[r] },
         }
     }
 
@@ -182,15 +236,13 @@ impl QuantMatrix {
     #[cfg(test)]
     pub(super) fn dequantized(&self, row: usize, col: usize) -> f32 {
         let (b, j) = (col / QK, col % QK);
-        let at = (row / GROUP) * (self.k / QK) + b;
         let q = self.value(row, b, j) - if self.format == Format::Q5_0 { 16 } else { 0 };
-        self.d[at][row % GROUP] * q as f32 + self.m.get(at).map_or(0.0, |m| m[row % GROUP])
+        let (d, m) = self.scales(row, b);
+        d * q as f32 + m
     }
 
     /// The exact integer-sum reference for one row, and the fallback without AVX2.
     fn dot_scalar(&self, row: usize, x: &[ActBlock]) -> f32 {
-        let g = self.group(row / GROUP);
-        let r = row % GROUP;
         let mut total = 0f32;
         for (b, bx) in x.iter().enumerate() {
             let mut isum = 0i32;
@@ -200,7 +252,8 @@ impl QuantMatrix {
             if self.format == Format::Q5_0 {
                 isum -= 16 * bx.sum;
             }
-            total += g.d[b][r] * bx.d * isum as f32 + g.m.get(b).map_or(0.0, |m| m[r] * bx.s);
+            let (d, m) = self.scales(row, b);
+            total += d * bx.d * isum as f32 + m * bx.s;
         }
         total
     }
@@ -211,8 +264,9 @@ impl QuantMatrix {
 struct Group<'a> {
     qs: &'a [Packed],
     qh: &'a [[u32; 8]],
-    d: &'a [[f32; GROUP]],
-    m: &'a [[f32; GROUP]],
+    d: &'a [[u16; GROUP]],
+    m: &'a [[u16; GROUP]],
+    sub: &'a [[[u8; GROUP]; 2]],
 }
 
 impl Kernel for QuantMatrix {
@@ -232,9 +286,11 @@ impl Kernel for QuantMatrix {
             macro_rules! tiles {
                 ($kernel:ident) => {
                     match self.format {
-                        Format::Q4_1 => by_rows!(x.len(), $kernel, [false, true], (w, x, out)),
-                        Format::Q5_0 => by_rows!(x.len(), $kernel, [true, false], (w, x, out)),
-                        Format::Q5_1 => by_rows!(x.len(), $kernel, [true, true], (w, x, out)),
+                        Format::Q4_1 => by_rows!(x.len(), $kernel, [false, true, false], (w, x, out)),
+                        Format::Q5_0 => by_rows!(x.len(), $kernel, [true, false, false], (w, x, out)),
+                        Format::Q5_1 => by_rows!(x.len(), $kernel, [true, true, false], (w, x, out)),
+                        Format::Q4K => by_rows!(x.len(), $kernel, [false, true, true], (w, x, out)),
+                        Format::Q5K => by_rows!(x.len(), $kernel, [true, true, true], (w, x, out)),
                     }
                 };
             }
@@ -289,26 +345,26 @@ fn scalar_tile(
 }
 
 /// `FIFTH`: the format has a fifth bit per value. `OFFSET`: it has a per-block `m` (Q5_0,
-/// without one, is `q − 16`).
+/// without one, is `q − 16`). `KQ`: scales per super-block with 6-bit factors (K-quants).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile_avx2<const FIFTH: bool, const OFFSET: bool, const Y: usize>(
+unsafe fn tile_avx2<const FIFTH: bool, const OFFSET: bool, const KQ: bool, const Y: usize>(
     w: Group<'_>,
     x: &[&[ActBlock]],
     out: &mut [[f32; GROUP]; TILE_ROWS],
 ) {
-    tile_body::<FIFTH, OFFSET, Y, false>(w, x, out);
+    tile_body::<FIFTH, OFFSET, KQ, Y, false>(w, x, out);
 }
 
 /// [`tile_avx2`] with `vpdpbusd`, and fifth bits expanded by one masked byte move.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl,avx512bw")]
-unsafe fn tile_vnni<const FIFTH: bool, const OFFSET: bool, const Y: usize>(
+unsafe fn tile_vnni<const FIFTH: bool, const OFFSET: bool, const KQ: bool, const Y: usize>(
     w: Group<'_>,
     x: &[&[ActBlock]],
     out: &mut [[f32; GROUP]; TILE_ROWS],
 ) {
-    tile_body::<FIFTH, OFFSET, Y, true>(w, x, out);
+    tile_body::<FIFTH, OFFSET, KQ, Y, true>(w, x, out);
 }
 
 /// `out[y][r] = W[r] · x[y]` for the group's rows and `Y` activation rows: each block's eight
@@ -318,7 +374,7 @@ unsafe fn tile_vnni<const FIFTH: bool, const OFFSET: bool, const Y: usize>(
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // `u` also indexes the activation's words
-unsafe fn tile_body<const FIFTH: bool, const OFFSET: bool, const Y: usize, const VNNI: bool>(
+unsafe fn tile_body<const FIFTH: bool, const OFFSET: bool, const KQ: bool, const Y: usize, const VNNI: bool>(
     w: Group<'_>,
     x: &[&[ActBlock]],
     out: &mut [[f32; GROUP]; TILE_ROWS],
@@ -357,8 +413,17 @@ unsafe fn tile_body<const FIFTH: bool, const OFFSET: bool, const Y: usize, const
                 q[u] = _mm256_or_si256(q[u], bits);
             }
         }
-        let d = _mm256_loadu_ps(w.d.get_unchecked(b).as_ptr());
-        let m = if OFFSET { _mm256_loadu_ps(w.m.get_unchecked(b).as_ptr()) } else { _mm256_setzero_ps() };
+        // The rows' scales and offsets: f16 widened; for K-quants, the super-block's times
+        // each row's 6-bit factor (exact in f32, the same bits as a product taken at load).
+        let s = if KQ { b / BLOCKS_PER_SUPER } else { b };
+        let d = _mm256_cvtph_ps(_mm_loadu_si128(w.d.get_unchecked(s).as_ptr() as *const __m128i));
+        let m = if OFFSET { _mm256_cvtph_ps(_mm_loadu_si128(w.m.get_unchecked(s).as_ptr() as *const __m128i)) } else { _mm256_setzero_ps() };
+        let (d, m) = if KQ {
+            let [sc, mn] = w.sub.get_unchecked(b);
+            (_mm256_mul_ps(d, widen_factors(sc)), _mm256_mul_ps(m, widen_factors(mn)))
+        } else {
+            (d, m)
+        };
         for y in 0..Y {
             let bx = xs[y].get_unchecked(b);
             let a = bx.qs.as_ptr() as *const i32;
@@ -386,7 +451,10 @@ unsafe fn tile_body<const FIFTH: bool, const OFFSET: bool, const Y: usize, const
             }
             let scale = _mm256_mul_ps(d, _mm256_set1_ps(bx.d));
             acc[y] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[y]);
-            if OFFSET {
+            if KQ {
+                // K-quants subtract their offsets (`−dmin · mn`).
+                mins[y] = _mm256_fnmadd_ps(m, _mm256_set1_ps(bx.s), mins[y]);
+            } else if OFFSET {
                 mins[y] = _mm256_fmadd_ps(m, _mm256_set1_ps(bx.s), mins[y]);
             }
         }
@@ -396,6 +464,22 @@ unsafe fn tile_body<const FIFTH: bool, const OFFSET: bool, const Y: usize, const
     }
 }
 
+/// Eight rows' unsigned byte factors as f32 lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn widen_factors(f: &[u8; GROUP]) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(f.as_ptr() as *const __m128i)))
+}
+
+/// Eight rows' signed byte factors as f32 lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn widen_signed(f: &[i8; GROUP]) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(f.as_ptr() as *const __m128i)))
+}
+
 /// One group's block of Q6_K values, a byte each: vector `u` (32 bytes) holds values
 /// `4u..4u + 4` of the eight rows, as the unpacked nibble vectors above do.
 #[derive(Debug, Clone, Copy)]
@@ -403,15 +487,18 @@ unsafe fn tile_body<const FIFTH: bool, const OFFSET: bool, const Y: usize, const
 struct Bytes([u8; 8 * 32]);
 
 /// Q6_K in groups of [`GROUP`] interleaved rows: each value's unsigned 6 bits `q` (the value
-/// is `q − 32`) as a byte, and the scale `d · sc` of each half-block (16 values) in f32.
-/// 10 bits per weight where the file holds 6.6, for the few tensors Q4_K_M files keep in
-/// Q6_K; the products then need no unpacking, and candle's repacked second copy (32 MB on
-/// Gemma-3) is spared.
+/// is `q − 32`) as a byte, and the file's scales: an f16 `d` per super-block and row, an
+/// 8-bit `sc` per half-block (16 values) and row, multiplied in the kernel. 8.6 bits per
+/// weight where the file holds 6.6, for the few tensors Q4_K_M files keep in Q6_K; the
+/// products then need no unpacking, and candle's repacked second copy (32 MB on Gemma-3) is
+/// spared.
 #[derive(Debug)]
 pub struct Q6Matrix {
     qs: Vec<Bytes>,
-    /// `[half][row]` scales of each (group, block).
-    d: Vec<[[f32; GROUP]; 2]>,
+    /// f16 bits of `d`, per (group, super-block).
+    d: Vec<[u16; GROUP]>,
+    /// `[half][row]` factors of each (group, block).
+    sc: Vec<[[i8; GROUP]; 2]>,
     n: usize,
     k: usize,
 }
@@ -420,23 +507,36 @@ impl Q6Matrix {
     /// Unpacks a CPU Q6_K tensor of shape `[n, k]`.
     pub fn from_q6k(t: &QTensor) -> Result<Self> {
         let (n, k) = t.shape().dims2()?;
-        if !k.is_multiple_of(QK) {
-            candle_core::bail!("rows of {k} values are not whole blocks")
+        if !k.is_multiple_of(QK_K) {
+            candle_core::bail!("rows of {k} values are not whole {QK_K}-value blocks")
         }
-        let (blocks, scales) = kquant::q6k_to_int8(&t.data()?, n * k)?;
+        let blocks = kquant::q6k_to_int8(&t.data()?, n * k)?;
         let per_row = k / QK;
         let count = n.div_ceil(GROUP) * per_row;
-        let mut m = Self { qs: vec![Bytes([0; 256]); count], d: vec![[[0.0; GROUP]; 2]; count], n, k };
-        for (i, (values, halves)) in blocks.iter().zip(&scales).enumerate() {
+        let mut m = Self {
+            qs: vec![Bytes([0; 256]); count],
+            d: vec![[0; GROUP]; count / BLOCKS_PER_SUPER],
+            sc: vec![[[0; GROUP]; 2]; count],
+            n,
+            k,
+        };
+        for (i, block) in blocks.iter().enumerate() {
             let (row, b) = (i / per_row, i % per_row);
             let (r, at) = (row % GROUP, (row / GROUP) * per_row + b);
-            for (j, &v) in values.iter().enumerate() {
+            for (j, &v) in block.q.iter().enumerate() {
                 m.qs[at].0[32 * (j / 4) + 4 * r + j % 4] = (v as i32 + 32) as u8;
             }
-            m.d[at][0][r] = halves[0];
-            m.d[at][1][r] = halves[1];
+            m.d[at / BLOCKS_PER_SUPER][r] = block.super_d;
+            m.sc[at][0][r] = block.sc[0];
+            m.sc[at][1][r] = block.sc[1];
         }
         Ok(m)
+    }
+
+    /// The scales of block `at`'s two halves for row `r`, as the kernels compute them.
+    fn scales(&self, at: usize, r: usize) -> [f32; 2] {
+        let d = half::f16::from_bits(self.d[at / BLOCKS_PER_SUPER][r]).to_f32();
+        self.sc[at].map(|s| d * s[r] as f32)
     }
 
     /// The exact integer-sum reference for one row, and the fallback without AVX2.
@@ -451,7 +551,8 @@ impl Q6Matrix {
                 let q = self.qs[at].0[32 * (j / 4) + 4 * r + j % 4] as i32 - 32;
                 halves[j / 16] += q * bx.qs[j] as i32;
             }
-            total += bx.d * (self.d[at][0][r] * halves[0] as f32 + self.d[at][1][r] * halves[1] as f32);
+            let [lo, hi] = self.scales(at, r);
+            total += bx.d * (lo * halves[0] as f32 + hi * halves[1] as f32);
         }
         total
     }
@@ -472,10 +573,11 @@ impl Kernel for Q6Matrix {
         {
             let per_row = self.k / QK;
             let at = (first / GROUP) * per_row..(first / GROUP + 1) * per_row;
-            let (qs, d) = (&self.qs[at.clone()], &self.d[at]);
+            let supers = at.start / BLOCKS_PER_SUPER..at.end / BLOCKS_PER_SUPER;
+            let w = Q6Group { qs: &self.qs[at.clone()], d: &self.d[supers], sc: &self.sc[at] };
             macro_rules! tiles {
                 ($kernel:ident) => {
-                    by_rows!(x.len(), $kernel, [], (qs, d, x, out))
+                    by_rows!(x.len(), $kernel, [], (w, x, out))
                 };
             }
             match level {
@@ -495,16 +597,24 @@ impl Kernel for Q6Matrix {
     }
 }
 
+/// One group of rows of a [`Q6Matrix`].
+#[derive(Clone, Copy)]
+struct Q6Group<'a> {
+    qs: &'a [Bytes],
+    d: &'a [[u16; GROUP]],
+    sc: &'a [[[i8; GROUP]; 2]],
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q6_tile_avx2<const Y: usize>(qs: &[Bytes], d: &[[[f32; GROUP]; 2]], x: &[&[ActBlock]], out: &mut [[f32; GROUP]; TILE_ROWS]) {
-    q6_tile_body::<Y, false>(qs, d, x, out);
+unsafe fn q6_tile_avx2<const Y: usize>(w: Q6Group<'_>, x: &[&[ActBlock]], out: &mut [[f32; GROUP]; TILE_ROWS]) {
+    q6_tile_body::<Y, false>(w, x, out);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl,avx512bw")]
-unsafe fn q6_tile_vnni<const Y: usize>(qs: &[Bytes], d: &[[[f32; GROUP]; 2]], x: &[&[ActBlock]], out: &mut [[f32; GROUP]; TILE_ROWS]) {
-    q6_tile_body::<Y, true>(qs, d, x, out);
+unsafe fn q6_tile_vnni<const Y: usize>(w: Q6Group<'_>, x: &[&[ActBlock]], out: &mut [[f32; GROUP]; TILE_ROWS]) {
+    q6_tile_body::<Y, true>(w, x, out);
 }
 
 /// [`tile_body`] for Q6_K: the values need no unpacking; each half-block's integer sum is
@@ -512,24 +622,21 @@ unsafe fn q6_tile_vnni<const Y: usize>(qs: &[Bytes], d: &[[[f32; GROUP]; 2]], x:
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // `u` also indexes the activation's words
-unsafe fn q6_tile_body<const Y: usize, const VNNI: bool>(
-    qs: &[Bytes],
-    d: &[[[f32; GROUP]; 2]],
-    x: &[&[ActBlock]],
-    out: &mut [[f32; GROUP]; TILE_ROWS],
-) {
+unsafe fn q6_tile_body<const Y: usize, const VNNI: bool>(w: Q6Group<'_>, x: &[&[ActBlock]], out: &mut [[f32; GROUP]; TILE_ROWS]) {
     use std::arch::x86_64::*;
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); Y];
     let xs: [&[ActBlock]; Y] = std::array::from_fn(|i| x[i]);
-    for b in 0..qs.len() {
-        let p = qs.get_unchecked(b).0.as_ptr() as *const __m256i;
+    for b in 0..w.qs.len() {
+        let p = w.qs.get_unchecked(b).0.as_ptr() as *const __m256i;
         let mut q = [_mm256_setzero_si256(); 8];
         for u in 0..8 {
             q[u] = _mm256_load_si256(p.add(u));
         }
-        let [lo, hi] = d.get_unchecked(b);
-        let (dlo, dhi) = (_mm256_loadu_ps(lo.as_ptr()), _mm256_loadu_ps(hi.as_ptr()));
+        // `d · sc` per half: f16 widened times the signed factor, exact in f32.
+        let d = _mm256_cvtph_ps(_mm_loadu_si128(w.d.get_unchecked(b / BLOCKS_PER_SUPER).as_ptr() as *const __m128i));
+        let [lo, hi] = w.sc.get_unchecked(b);
+        let (dlo, dhi) = (_mm256_mul_ps(d, widen_signed(lo)), _mm256_mul_ps(d, widen_signed(hi)));
         for y in 0..Y {
             let bx = xs[y].get_unchecked(b);
             let a = bx.qs.as_ptr() as *const i32;

@@ -4,8 +4,10 @@
 //! Q4_K and Q5_K are eight 32-value sub-blocks, each with its own 6-bit scale and minimum:
 //! each becomes a Q4_1 or Q5_1 block whose scale is `d · sc` and offset `−dmin · m`. Q6_K
 //! has a scale per 16 values and 6-bit values: they become signed bytes (`q − 32`) with two
-//! scales per 32 values. The layouts follow ggml's `block_q4_K`, `block_q5_K` and
-//! `block_q6_K`.
+//! scales per 32 values. The factors are handed on as the file stores them (f16 bits and
+//! small integers) and multiplied in the kernels, where the f32 product is exact and the same
+//! bits as widening at load, at a quarter of the bytes per weight. The layouts follow ggml's
+//! `block_q4_K`, `block_q5_K` and `block_q6_K`.
 
 use candle_core::Result;
 use half::f16;
@@ -13,10 +15,13 @@ use half::f16;
 use super::QK;
 
 /// Values per super-block.
-const QK_K: usize = 256;
+pub(super) const QK_K: usize = 256;
 
-fn half_at(b: &[u8], i: usize) -> f32 {
-    f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+/// 32-value blocks per super-block.
+pub(super) const BLOCKS_PER_SUPER: usize = QK_K / QK;
+
+fn half_bits(b: &[u8], i: usize) -> u16 {
+    u16::from_le_bytes([b[i], b[i + 1]])
 }
 
 /// Checks that `bytes` holds whole super-blocks of `size` bytes for `values` weights.
@@ -44,8 +49,27 @@ fn scale_min(j: usize, s: &[u8]) -> (u8, u8) {
 /// One 32-value block of unsigned 4- or 5-bit values `q` that stand for `d * q + m`.
 pub(super) struct ValueBlock {
     pub q: [u8; QK],
-    pub d: f32,
-    pub m: f32,
+    pub scale: BlockScale,
+}
+
+/// A block's `d` and `m`, as the file stores them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum BlockScale {
+    /// f16 bits of `d` and `m` (Q4_1, Q5_1; Q5_0 has no `m` and gives 0).
+    Flat { d: u16, m: u16 },
+    /// A K-quant sub-block: `d = f16(super_d) · sc` and `m = −f16(dmin) · mn`.
+    Sub { super_d: u16, dmin: u16, sc: u8, mn: u8 },
+}
+
+impl BlockScale {
+    /// `(d, m)` in f32, as the kernels compute them.
+    pub fn widened(self) -> (f32, f32) {
+        let f = |bits: u16| f16::from_bits(bits).to_f32();
+        match self {
+            BlockScale::Flat { d, m } => (f(d), f(m)),
+            BlockScale::Sub { super_d, dmin, sc, mn } => (f(super_d) * sc as f32, -(f(dmin) * mn as f32)),
+        }
+    }
 }
 
 /// Q4_K (`fifth = false`, 144-byte blocks) or Q5_K (`fifth = true`, 176-byte blocks) as
@@ -55,7 +79,7 @@ pub(super) fn k_to_values(bytes: &[u8], values: usize, fifth: bool, mut take: im
     let size = if fifth { 176 } else { 144 };
     super_blocks(bytes, values, size, if fifth { "Q5_K" } else { "Q4_K" })?;
     for b in bytes.chunks_exact(size) {
-        let (d, dmin, scales) = (half_at(b, 0), half_at(b, 2), &b[4..16]);
+        let (super_d, dmin, scales) = (half_bits(b, 0), half_bits(b, 2), &b[4..16]);
         let (qh, qs) = if fifth { (&b[16..48], &b[48..176]) } else { (&[][..], &b[16..144]) };
         // Each 32 bytes of `qs` hold two sub-blocks: low nibbles, then high nibbles.
         for j in 0..QK_K / QK {
@@ -68,23 +92,36 @@ pub(super) fn k_to_values(bytes: &[u8], values: usize, fifth: bool, mut take: im
                     *v |= ((qh[l] >> j) & 1) << 4;
                 }
             }
-            let (sc, m) = scale_min(j, scales);
-            take(ValueBlock { q, d: d * sc as f32, m: -(dmin * m as f32) });
+            let (sc, mn) = scale_min(j, scales);
+            take(ValueBlock { q, scale: BlockScale::Sub { super_d, dmin, sc, mn } });
         }
     }
     Ok(())
 }
 
-/// Signed 32-value blocks, and the scales of each block's two halves.
-pub(super) type SplitBlocks = (Vec<[i8; QK]>, Vec<[f32; 2]>);
+/// One 32-value block of Q6_K: signed values, the 8-bit scales of its two halves (16 values
+/// each) and the f16 bits of its super-block's `d`; value `j` is `d · sc[j / 16] · q[j]`.
+pub(super) struct SplitBlock {
+    pub q: [i8; QK],
+    pub sc: [i8; 2],
+    pub super_d: u16,
+}
+
+impl SplitBlock {
+    /// The two halves' scales in f32, as the kernels compute them.
+    #[cfg(test)]
+    pub fn scales(&self) -> [f32; 2] {
+        let d = f16::from_bits(self.super_d).to_f32();
+        self.sc.map(|s| d * s as f32)
+    }
+}
 
 /// Q6_K (210-byte blocks) as signed 32-value blocks with the scales of their two halves.
-pub(super) fn q6k_to_int8(bytes: &[u8], values: usize) -> Result<SplitBlocks> {
+pub(super) fn q6k_to_int8(bytes: &[u8], values: usize) -> Result<Vec<SplitBlock>> {
     let count = super_blocks(bytes, values, 210, "Q6_K")?;
-    let mut qs = Vec::with_capacity(count * QK_K / QK);
-    let mut scales = Vec::with_capacity(count * QK_K / QK);
+    let mut blocks = Vec::with_capacity(count * QK_K / QK);
     for b in bytes.chunks_exact(210) {
-        let (ql, qh, sc, d) = (&b[0..128], &b[128..192], &b[192..208], half_at(b, 208));
+        let (ql, qh, sc, super_d) = (&b[0..128], &b[128..192], &b[192..208], half_bits(b, 208));
         let mut q = [0i8; QK_K];
         // Two halves of 128 values; in each, 64 bytes of low 4 bits and 32 of high 2 bits.
         for half in 0..2 {
@@ -105,9 +142,8 @@ pub(super) fn q6k_to_int8(bytes: &[u8], values: usize) -> Result<SplitBlocks> {
         for j in 0..QK_K / QK {
             let mut block = [0i8; QK];
             block.copy_from_slice(&q[QK * j..QK * (j + 1)]);
-            qs.push(block);
-            scales.push([d * sc[2 * j] as i8 as f32, d * sc[2 * j + 1] as i8 as f32]);
+            blocks.push(SplitBlock { q: block, sc: [sc[2 * j] as i8, sc[2 * j + 1] as i8], super_d });
         }
     }
-    Ok((qs, scales))
+    Ok(blocks)
 }
