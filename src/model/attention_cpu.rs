@@ -393,7 +393,7 @@ const EXP_MIN: f32 = -87.0;
 /// through the exponent bits. Written out because libm's `expf`, one call per score, was 6%
 /// of SmolLM2's prefill, and [`exp8`] must do the same operations so that both paths agree
 /// to the bit; `mul_add` is the fused multiply-add that `exp8` uses.
-fn exp(x: f32) -> f32 {
+pub(super) fn exp(x: f32) -> f32 {
     if x < EXP_MIN {
         return 0.0;
     }
@@ -416,7 +416,7 @@ const EXP_TAYLOR: [f32; 8] = [1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0
 /// [`exp`] of eight values, operation for operation.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn exp8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+pub(super) unsafe fn exp8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
     use std::arch::x86_64::*;
     let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
         x,

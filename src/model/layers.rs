@@ -223,28 +223,6 @@ impl GatedActivation {
     }
 }
 
-/// GELU, tanh approximation, as llama.cpp's CPU backend computes it: through a table indexed
-/// by the f16 input, holding f16 outputs (so both sides are rounded to f16). The table also
-/// makes it cheap: `tanh` per element had cost Gemma's prefill 10% of its time.
-fn gelu_llama_cpp(x: f32) -> f32 {
-    use half::f16;
-    static TABLE: std::sync::OnceLock<Vec<f16>> = std::sync::OnceLock::new();
-    if x <= -10.0 {
-        return 0.0;
-    }
-    if x >= 10.0 {
-        return x;
-    }
-    let table = TABLE.get_or_init(|| (0..=u16::MAX).map(|bits| f16::from_f32(gelu_of_f16(f16::from_bits(bits)))).collect());
-    table[f16::from_f32(x).to_bits() as usize].to_f32()
-}
-
-/// The tanh GELU of an f16 input, in f32.
-fn gelu_of_f16(x: half::f16) -> f32 {
-    let x = x.to_f32();
-    0.5 * x * (1.0 + (0.797_884_6 * x * (1.0 + 0.044_715 * x * x)).tanh())
-}
-
 impl CustomOp1 for GatedActivation {
     fn name(&self) -> &'static str {
         "gated-activation"
@@ -264,11 +242,7 @@ impl CustomOp1 for GatedActivation {
         let activation = self.activation;
         let one_row = move |row: &[f32], out: &mut [f32]| {
             let (gate, up) = row.split_at(f);
-            let pairs = out.iter_mut().zip(gate).zip(up);
-            match activation {
-                Activation::Silu => pairs.for_each(|((o, &g), &u)| *o = g / (1.0 + (-g).exp()) * u),
-                Activation::GeluTanh => pairs.for_each(|((o, &g), &u)| *o = gelu_llama_cpp(g) * u),
-            }
+            super::activation_cpu::gated(activation, gate, up, out);
         };
         if rows < 4 {
             for (row, o) in x.chunks_exact(2 * f).zip(out.chunks_exact_mut(f)) {
@@ -291,27 +265,5 @@ impl CustomOp1 for GatedActivation {
             *last = f;
         }
         Ok((CpuStorage::F32(out), Shape::from(dims)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gelu_table_gives_the_formula_on_f16_rounded_input_and_output() {
-        use half::f16;
-        for i in -12_000..12_000 {
-            let x = i as f32 * 1e-3;
-            let want = if x <= -10.0 {
-                0.0
-            } else if x >= 10.0 {
-                x
-            } else {
-                f16::from_f32(gelu_of_f16(f16::from_f32(x))).to_f32()
-            };
-            assert_eq!(gelu_llama_cpp(x).to_bits(), want.to_bits(), "x = {x}");
-        }
-        assert!(gelu_llama_cpp(f32::NAN).is_nan());
     }
 }

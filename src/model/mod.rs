@@ -4,6 +4,7 @@
 //! `transformer` (forward pass over a caller-owned `kv_cache`), with `tokenizer` and
 //! `chat_template` built from the same header.
 
+mod activation_cpu;
 mod attention_cpu;
 pub mod agreement;
 pub mod chat_template;
