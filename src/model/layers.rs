@@ -103,7 +103,71 @@ impl RmsNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 && self.weight.dtype() == DType::F32 {
+            return x.contiguous()?.apply_op2_no_bwd(&self.weight.contiguous()?, &RmsNormCpu { eps: self.eps });
+        }
         candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps)
+    }
+}
+
+/// RMS norm on the CPU, as candle computes it, with prefill's rows over the thread pool our
+/// matmuls use: candle's kernel spreads them over rayon's, a second set of threads beside
+/// ours on the same cores.
+struct RmsNormCpu {
+    eps: f32,
+}
+
+/// Values per row below which a norm is not worth a trip through the thread pool.
+const RMS_NORM_PARALLEL_MIN: usize = 16 * 1024;
+
+impl RmsNormCpu {
+    /// Candle's arithmetic, operation for operation (the logits are sensitive to it: summing
+    /// the squares in f64, as llama.cpp does, or in eight lanes each moved a clear top-1 of
+    /// Gemma-3's away from llama.cpp's).
+    fn row(&self, x: &[f32], w: &[f32], out: &mut [f32]) {
+        let sum2: f32 = x.iter().map(|&v| v * v).sum();
+        let m = (sum2 / x.len() as f32 + self.eps).sqrt();
+        for ((o, &v), &w) in out.iter_mut().zip(x).zip(w) {
+            *o = v / m * w;
+        }
+    }
+}
+
+impl candle_core::CustomOp2 for RmsNormCpu {
+    fn name(&self) -> &'static str {
+        "rms-norm-cpu"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (Some((a, b)), Some((c, d))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+            candle_core::bail!("rms-norm needs contiguous inputs")
+        };
+        let (CpuStorage::F32(x), CpuStorage::F32(w)) = (s1, s2) else {
+            candle_core::bail!("rms-norm needs f32 inputs")
+        };
+        let (x, w) = (&x[a..b], &w[c..d]);
+        let n = w.len();
+        if n == 0 || l1.shape().dims().last() != Some(&n) {
+            candle_core::bail!("rms-norm weight of {n} values for rows of shape {:?}", l1.shape())
+        }
+        let rows = x.len() / n;
+        let mut out = vec![0f32; x.len()];
+        if x.len() < RMS_NORM_PARALLEL_MIN {
+            for (xr, o) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+                self.row(xr, w, o);
+            }
+        } else {
+            let out_ptr = super::cpu::SendPtr(out.as_mut_ptr());
+            candle_core::utils::barrier_pool().execute_chunked(rows, |range| {
+                for r in range {
+                    // SAFETY: each row `r < rows` is written by one work item, into its own
+                    // `n` values of `out` (which holds `rows * n`).
+                    let o = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(r * n), n) };
+                    self.row(&x[r * n..(r + 1) * n], w, o);
+                }
+            });
+        }
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 
